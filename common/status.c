@@ -1,0 +1,55 @@
+/* status.c - status strings, exit codes and message formatting. */
+#include "status.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *cl_status_str(enum cl_status s)
+{
+    switch (s) {
+    case CL_OK: return "ok";
+    case CL_END: return "end of input";
+    case CL_ERR_USAGE: return "usage error";
+    case CL_ERR_DATA: return "bad input data";
+    case CL_ERR_UNSUPPORTED: return "unsupported input";
+    case CL_ERR_IO: return "I/O error";
+    case CL_ERR_NOMEM: return "out of memory";
+    }
+    return "unknown status";
+}
+
+int cl_status_exit(enum cl_status s)
+{
+    switch (s) {
+    case CL_OK: case CL_END: return 0;
+    case CL_ERR_USAGE: return 1;
+    case CL_ERR_DATA: case CL_ERR_UNSUPPORTED: return 2;
+    case CL_ERR_IO: case CL_ERR_NOMEM: return 3;
+    }
+    return 3;
+}
+
+enum cl_status cl_errf(struct cl_err *e, enum cl_status s, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+enum cl_status cl_err_prefix(struct cl_err *e, enum cl_status s, const char *fmt, ...)
+{
+    if (e) {
+        char old[CL_ERR_MSG], pre[CL_ERR_MSG];
+        va_list ap;
+        memcpy(old, e->msg, sizeof old);
+        va_start(ap, fmt);
+        vsnprintf(pre, sizeof pre, fmt, ap);
+        va_end(ap);
+        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    }
+    return s;
+}
