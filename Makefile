@@ -72,9 +72,11 @@ FUZZ_CC     := clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iformats $(PKG_CFLAGS)
 fuzz: $(FUZZERS)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# the stream reader and what it depends on (not the model code)
+FUZZ_LIB := common/status.c common/tensor.c common/value.c formats/stream.c
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lzstd -lmsgpackc -lm
 
 FUZZ_SECONDS ?= 60
 test-long: test fuzz

@@ -231,9 +231,18 @@ static enum cl_status fill(struct cl_reader *r, size_t need, struct cl_err *e)
     if (r->len - r->pos >= need)
         return CL_OK;
     compact(r);
-    if ((s = reserve(&r->buf, &r->cap, need + (1 << 16), e)) != CL_OK)
-        return s;
     while (r->len < need) {
+        /* grow with the bytes that actually arrive, never to a size a record
+         * merely claims: a hostile length must not allocate before its bytes */
+        if (r->cap - r->len < (1 << 16)) {
+            size_t want = r->cap * 2 > r->len + (1 << 20) ? r->cap * 2 : r->len + (1 << 20);
+            if (want > need + (1 << 16))
+                want = need + (1 << 16);
+            if (want < r->len + (1 << 16))
+                want = r->len + (1 << 16);
+            if ((s = reserve(&r->buf, &r->cap, want, e)) != CL_OK)
+                return s;
+        }
         if (r->mode == MODE_SNIFF) {
             /* at a frame boundary (or the very start): zstd frame or plain msgpack? */
             if ((s = in_fill(r, 4, e)) != CL_OK)
