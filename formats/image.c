@@ -273,8 +273,7 @@ static enum cl_status png_decode(struct cl_image *img, const uint8_t *buf, size_
     png_structp png = st->png;
     png_infop info = st->info;
     png_set_read_fn(png, &src, mem_read);
-    /* Refuse oversized images inside libpng too, and bound ancillary chunk memory. */
-    png_set_user_limits(png, CL_IMAGE_MAX_SIDE, CL_IMAGE_MAX_SIDE);
+    /* Bound ancillary chunk memory; the image size is checked after the header. */
     png_set_chunk_cache_max(png, 1000);
     png_set_chunk_malloc_max(png, (png_alloc_size_t)64 << 20);
     png_read_info(png, info);
