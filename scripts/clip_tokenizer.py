@@ -209,6 +209,7 @@ TRICKY = [
     ('html_entities', '&amp; &lt;b&gt; &#39; &eacute; &quot;hi&quot; &amp;amp; &#x27; &#128512;'),
     ('html_numeric_edge', '&#0; &#x110000; &#150; &#1; &#13; &#xD800; &#99999999999999999999; &#x7f; &#65 &#x41x'),
     ('html_named_edge', '&notit; &ampx &copy2023 &nbsp;x &AElig &aacute; &AMP &amp;lt; &#; &; &unknownentity;'),
+    ('html_prefix', '&ltb&gt1 &ltx; &LTz &copyright &amp1 &eacutex &notin &noti'),
     ('html_long_name', '&' + 'a' * 40 + '; &eacute' + 'z' * 40),
     ('whitespace', 'a\tb\nc\r\nd  e\u00a0f\u2003g\u3000h\u2028i\x0bj\x0ck'),
     ('isspace_only', '\x1c sep \x1f a\x1db \x1e'),
