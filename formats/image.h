@@ -8,19 +8,29 @@
  *       grey                -> replicated into R, G, B
  *       grey+alpha, RGBA    -> alpha dropped (no compositing onto a background)
  *       palette (+tRNS)     -> the palette colours (transparency ignored)
- *       16-bit RGB(A)       -> the high byte of each sample (Pillow reads 16-bit
- *                              colour PNGs as 8-bit "RGB"/"RGBA" with that reduction)
+ *       16-bit RGB(A), 16-bit grey+alpha
+ *                           -> the high byte of each sample (Pillow reads these PNGs
+ *                              as 8-bit "RGB"/"RGBA" with that reduction)
  *       16-bit grey         -> Pillow mode "I" clipped to 0..255, i.e. min(v, 255)
  *                              (not the high byte: a 16-bit grey PNG mostly turns white)
  *       grey < 8 bit        -> scaled to 0..255 (v * 255 / (2^bits - 1))
- *       JPEG grey / YCbCr   -> libjpeg's default decode (ISLOW IDCT, fancy upsampling)
- *       JPEG CMYK / YCCK    -> Adobe-inverted samples converted as Pillow does:
- *                              R = 255 - C', ... with C' the un-inverted value
+ *       JPEG grey / YCbCr   -> libjpeg's default decode, as Pillow's (ISLOW IDCT, fancy
+ *                              upsampling, no scaling; the same libjpeg-turbo library)
+ *       JPEG CMYK / YCCK    -> Pillow treats every 4-component JPEG as Adobe-inverted CMYK
+ *                              (libjpeg turns YCCK into CMYK), then converts with
+ *                              R = (255 - K) - round(C * (255 - K) / 255) (its MULDIV255),
+ *                              where C = 255 - stored sample and K likewise
+ *       JPEG with corrupt entropy-coded data: decoded anyway (libjpeg warns, Pillow ignores
+ *                              the warning); JPEG or PNG data ending before the image is
+ *                              complete: refused (as Pillow without LOAD_TRUNCATED_IMAGES).
+ *                              A PNG missing only what follows the image data (IEND) loads.
  *     The EXIF orientation tag is ignored, as Image.open ignores it.
  *   - hostile input: the width and height must be in 1..CL_IMAGE_MAX_SIDE and their
  *     product at most CL_IMAGE_MAX_PIXELS (Pillow's decompression-bomb limit), checked
- *     before any allocation; corrupt or truncated data gives CL_ERR_DATA with a message
- *     naming the file and the decoder's complaint.  The libraries never print.
+ *     before any allocation; files above 1 GiB and progressive JPEGs with more than
+ *     1000 scans are refused; corrupt or truncated data gives CL_ERR_DATA with a message
+ *     naming the file and the decoder's complaint; neither PNG nor JPEG magic gives
+ *     CL_ERR_UNSUPPORTED; an unreadable file CL_ERR_IO.  The libraries never print.
  *
  * Writing (cl_png_write*): 8-bit grey (1), RGB (3) or RGBA (4) pixels, rows top first.
  */

@@ -180,6 +180,58 @@ def png_raw(w, h, depth, ctype, samples, plte=None, trns=None, interlace=False, 
     return out
 
 
+# A YCCK JPEG (Adobe transform 2): Pillow cannot write one, libjpeg can; built with the C
+# compiler when there is one (the case is simply left out otherwise).
+YCCK_C = r"""
+#include <stdio.h>
+#include <jpeglib.h>
+int main(int argc, char **argv)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    unsigned char row[97 * 4];
+    FILE *f = argc > 1 ? fopen(argv[1], "wb") : NULL;
+    if (!f) return 1;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = 97, c.image_height = 61, c.input_components = 4, c.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&c);
+    jpeg_set_colorspace(&c, JCS_YCCK);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    for (int y = 0; y < 61; y++) {
+        for (int x = 0; x < 97; x++) {
+            row[4 * x] = x * 2, row[4 * x + 1] = y * 4, row[4 * x + 2] = (x * y) & 255;
+            row[4 * x + 3] = (x + y) * 2 + (x * 7 + y * 13) % 17;
+        }
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    return fclose(f) != 0;
+}
+"""
+
+
+def make_ycck(path):
+    import shutil
+    import subprocess
+    import tempfile
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        print("note: no C compiler: no YCCK case", file=sys.stderr)
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = os.path.join(d, "ycck.c"), os.path.join(d, "ycck")
+        with open(src, "w") as f:
+            f.write(YCCK_C)
+        if subprocess.run([cc, "-o", exe, src, "-ljpeg"]).returncode != 0:
+            print("note: cannot build the YCCK writer: no YCCK case", file=sys.stderr)
+            return False
+        return subprocess.run([exe, path]).returncode == 0
+
+
 # ----------------------------------------------------------------- case builders
 
 class Fixtures:
@@ -315,6 +367,27 @@ def main():
         fx.decode(f"src/{name}.jpg")
     fx.crop("src/grey.jpg", 64)
     fx.crop("src/cmyk.jpg", 32)
+    if make_ycck(fx.path("src/ycck.jpg")):
+        fx.decode("src/ycck.jpg")
+    # corrupt entropy-coded data that libjpeg decodes with a warning: Pillow keeps the
+    # (damaged) image, and so must we, pixel for pixel
+    small = io.BytesIO()
+    Image.fromarray(photo(64, 48, 11), "RGB").save(small, format="JPEG", quality=90)
+    small = small.getvalue()
+    sos = small.find(b"\xff\xda")
+    mrng = np.random.default_rng(12)
+    kept = 0
+    while kept < 3:
+        m = bytearray(small)
+        at = int(mrng.integers(sos + 14, len(m) - 2))
+        m[at] ^= int(mrng.integers(1, 256))
+        try:
+            Image.open(io.BytesIO(bytes(m))).convert("RGB")
+        except Exception:  # noqa: BLE001 - only mutants Pillow accepts are kept
+            continue
+        fx.write(f"src/corrupt_{kept}.jpg", bytes(m))
+        fx.decode(f"src/corrupt_{kept}.jpg")
+        kept += 1
 
     # --- resize + crop: sizes, aspect ratios, up- and downscaling ---
     fx.save_pil("src/photo_400x300.jpg", Image.fromarray(photo(400, 300, 3), "RGB"), format="JPEG", quality=90)
