@@ -199,6 +199,8 @@ void cl_center_crop_offsets(int w, int h, int crop_w, int crop_h, int *left, int
     *top = half_even(h - crop_h);
 }
 
+/* Sides of a full resize's input or output: positive and small enough that every
+ * index and fixed-point sum stays in int (outputs may exceed the decode cap). */
 static int dims_ok(int w, int h)
 {
     return w >= 1 && h >= 1 && w <= CL_IMAGE_MAX_SIDE * 32 && h <= CL_IMAGE_MAX_SIDE * 32;
