@@ -22,7 +22,8 @@ static const char *th_cur;
     for (size_t i_ = 0; i_ < (size_t)(n); i_++) { double d_ = fabs((double)(a)[i_] - (double)(b)[i_]); \
         double r_ = d_ / (fabs((double)(b)[i_]) + 1e-30); \
         if (d_ > (atol) + (rtol) * fabs((double)(b)[i_]) && d_ > mx_) at_ = i_; \
-        if (d_ > mx_) mx_ = d_; if (r_ > mr_ && d_ > (atol)) mr_ = r_; } \
+        if (d_ > mx_) { mx_ = d_; } \
+        if (r_ > mr_ && d_ > (atol)) { mr_ = r_; } } \
     int ok_ = 1; for (size_t i_ = 0; i_ < (size_t)(n); i_++) \
         if (!(fabs((double)(a)[i_] - (double)(b)[i_]) <= (atol) + (rtol) * fabs((double)(b)[i_]))) { ok_ = 0; break; } \
     if (!ok_) { th_cur_failed = 1; fprintf(stderr, "  FAIL %s:%d in %s: %s vs %s: max abs diff %.3g (at %zu), max rel %.3g\n", \
