@@ -9,6 +9,20 @@
 
 #define FIXTURES "tests/fixtures/images"
 #define PHOTO_DIR_DEFAULT "/usr/lib/python3/dist-packages/skimage/data"
+/* scripts/deps.sh unpacks python3-skimage's photos here without installing the package */
+#define PHOTO_DIR_BUILD "build/photos/usr/lib/python3/dist-packages/skimage/data"
+
+static const char *photo_dir(void)
+{
+    if (getenv("CL_PHOTO_DIR"))
+        return getenv("CL_PHOTO_DIR");
+    FILE *f = fopen(PHOTO_DIR_BUILD "/astronaut.png", "rb");
+    if (f) {
+        fclose(f);
+        return PHOTO_DIR_BUILD;
+    }
+    return PHOTO_DIR_DEFAULT;
+}
 
 static const float openai_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float openai_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -214,7 +228,7 @@ static void test_manifest_goldens(void)
 /* Real photographs from Debian's python3-skimage (not committed), when present. */
 static void test_real_photos(void)
 {
-    const char *dir = getenv("CL_PHOTO_DIR") ? getenv("CL_PHOTO_DIR") : PHOTO_DIR_DEFAULT;
+    const char *dir = photo_dir();
     FILE *m = fopen(FIXTURES "/MANIFEST.tsv", "r");
     if (!m) { CHECK(0); return; }
     char line[4096], *f[12], path[2048], gold[1024], what[256];
@@ -225,8 +239,8 @@ static void test_real_photos(void)
         struct cl_image im, g;
         struct cl_err e;
         if (cl_image_load(&im, path, &e) != CL_OK || im.w != atoi(f[4]) || im.h != atoi(f[5])) {
-            printf("SKIP photo %s: absent or another version (install python3-skimage or set "
-                   "CL_PHOTO_DIR)\n", path);
+            printf("SKIP photo %s: absent or another version (make deps unpacks them into "
+                   "build/photos, or set CL_PHOTO_DIR)\n", path);
             cl_image_free(&im);
             continue;
         }
