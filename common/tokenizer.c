@@ -27,6 +27,7 @@ struct cl_tokenizer {
     size_t n_vocab;
     char *strings;              /* (total bytes) every token, NUL-terminated */
     size_t *tok_off;            /* (n_vocab) offset of token id's string in strings */
+    uint32_t *tok_len;          /* (n_vocab) its length in bytes */
     uint32_t *vocab_slots;      /* (vocab_cap) open addressing: id + 1, 0 = free */
     size_t vocab_cap;           /* power of two */
     struct merge_slot *merges;  /* (merge_cap) open addressing */
@@ -80,8 +81,8 @@ static int32_t vocab_find(const struct cl_tokenizer *t, const char *s, size_t n)
     for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
         uint32_t v = t->vocab_slots[i];
         if (v == 0) return -1;
-        const char *c = tok_str(t, (int32_t)(v - 1));
-        if (strncmp(c, s, n) == 0 && c[n] == '\0') return (int32_t)(v - 1);
+        if (t->tok_len[v - 1] == n && memcmp(tok_str(t, (int32_t)(v - 1)), s, n) == 0)
+            return (int32_t)(v - 1);
     }
 }
 
@@ -176,8 +177,9 @@ static enum cl_status load_vocab(struct cl_tokenizer *t, const char *path, struc
     t->vocab_cap = pow2_at_least(n * 2);
     t->strings = malloc(bytes);
     t->tok_off = malloc(n * sizeof *t->tok_off);
+    t->tok_len = malloc(n * sizeof *t->tok_len);
     t->vocab_slots = calloc(t->vocab_cap, sizeof *t->vocab_slots);
-    if (!t->strings || !t->tok_off || !t->vocab_slots) {
+    if (!t->strings || !t->tok_off || !t->tok_len || !t->vocab_slots) {
         cJSON_Delete(root);
         return cl_errf(e, CL_ERR_NOMEM, "%s: out of memory for %zu tokens", path, n);
     }
@@ -188,7 +190,7 @@ static enum cl_status load_vocab(struct cl_tokenizer *t, const char *path, struc
         const char *s = it->string;
         size_t sl = strlen(s);
         double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        if (sl == 0) {
+        if (sl == 0 || sl > UINT32_MAX) {
             st = cl_errf(e, CL_ERR_DATA, "%s: empty token string; expected non-empty tokens", path);
             break;
         }
@@ -209,6 +211,7 @@ static enum cl_status load_vocab(struct cl_tokenizer *t, const char *path, struc
         }
         memcpy(t->strings + used, s, sl + 1);
         t->tok_off[id] = used;
+        t->tok_len[id] = (uint32_t)sl;
         used += sl + 1;
         size_t mask = t->vocab_cap - 1, i = hash_bytes(s, sl) & mask;
         while (t->vocab_slots[i]) i = (i + 1) & mask;
@@ -348,6 +351,7 @@ void cl_tokenizer_free(struct cl_tokenizer *t)
     if (!t) return;
     free(t->strings);
     free(t->tok_off);
+    free(t->tok_len);
     free(t->vocab_slots);
     free(t->merges);
     free(t);
@@ -644,7 +648,8 @@ static size_t clean_whitespace(uint32_t *s, size_t n)
     return w - a;
 }
 
-/* str.lower() of s[0..n) into out (room for 2n); returns the new length. */
+/* str.lower() of s[0..n) into out (room for n + the number of U+0130); returns the
+ * new length. */
 static size_t lower_text(const uint32_t *s, size_t n, uint32_t *out)
 {
     size_t w = 0;
@@ -818,10 +823,8 @@ enum cl_status cl_tokenize(const struct cl_tokenizer *t, const char *text, size_
     if (len > CL_TOKENIZER_MAX_TEXT)
         return cl_errf(e, CL_ERR_DATA, "tokenize: text of %zu bytes; the limit is %zu MiB", len,
                        CL_TOKENIZER_MAX_TEXT >> 20);
-    /* code points: raw (len) then lowered (2 len); the lower case is at most twice as long */
-    uint32_t *raw = malloc((3 * len + 2) * sizeof *raw);
+    uint32_t *raw = malloc((len + 1) * sizeof *raw); /* (len) code points, at most one per byte */
     if (!raw) return cl_errf(e, CL_ERR_NOMEM, "tokenize: out of memory for %zu bytes", len);
-    uint32_t *low = raw + len + 1;
     size_t bad = 0, n = utf8_decode((const unsigned char *)text, len, raw, &bad);
     if (n == SIZE_MAX) {
         free(raw);
@@ -831,7 +834,15 @@ enum cl_status cl_tokenize(const struct cl_tokenizer *t, const char *text, size_
     n = html_unescape(raw, n);
     n = html_unescape(raw, n);
     n = clean_whitespace(raw, n);
+    size_t grow = 0; /* lower case lengthens each U+0130 by one */
+    for (size_t i = 0; i < n; i++) grow += raw[i] == 0x130;
+    uint32_t *low = malloc((n + grow + 1) * sizeof *low); /* (n + grow) lowered code points */
+    if (!low) {
+        free(raw);
+        return cl_errf(e, CL_ERR_NOMEM, "tokenize: out of memory for %zu bytes", len);
+    }
     n = lower_text(raw, n, low);
+    free(raw);
 
     /* content ids go to ids[1..context-1]; filling them all means truncation */
     int cap = context - 1, count = 0;
@@ -860,7 +871,7 @@ enum cl_status cl_tokenize(const struct cl_tokenizer *t, const char *text, size_
         for (size_t j = 0; j < m && count < cap; j++) ids[1 + count++] = w.sym[j];
     }
     bpe_work_free(&w);
-    free(raw);
+    free(low);
     if (st) return st;
 
     ids[0] = t->sot;
