@@ -1,0 +1,38 @@
+/* block.h - one pre-LN transformer block over a batch, shared by both towers
+ * (internal to common/: vit.c and textmodel.c).
+ *
+ * Legend: B batch, N tokens per item, R = B N rows, D width, H heads,
+ * Dh = D / H, M MLP width.
+ */
+#ifndef CL_BLOCK_H
+#define CL_BLOCK_H
+
+#include "model.h"
+
+/* Scratch of a tower state, sized for its maximum batch. */
+struct cl_block_bufs {
+    float *h;        /* [R, D] LN output; also the attention context */
+    float *q, *k, *v;/* [R, D] */
+    float *o;        /* [R, D] output of the attention / MLP projection */
+    float *hid;      /* [R, M] MLP hidden */
+    float *scores;   /* [N, N] attention of one (item, head) when not captured */
+    float *mean, *std; /* [R] LN statistics when not captured */
+    int *causal_n;   /* [N]: row i attends to i + 1 keys (causal), or NULL */
+};
+
+/* Optional destinations for one layer, each contiguous over the batch (NULL: skip). */
+struct cl_block_taps {
+    float *ln1_mean, *ln1_std, *ln2_mean, *ln2_std; /* [B, N] */
+    float *attn;         /* [B, H, N, N] */
+    float *attn_cls;     /* [B, H, N] */
+    float *values;       /* [B, N, D] */
+    float *mlp_act;      /* [B, N, M] */
+    float *attn_out_cls; /* [B, D] */
+    float *mlp_out_cls;  /* [B, D] */
+};
+
+/* x [B, N, D] <- block(x). taps may be NULL. */
+void cl_block_forward(float *x, int B, int N, const struct cl_tower_config *t, const struct cl_block *w,
+                      const struct cl_block_bufs *buf, const struct cl_block_taps *taps);
+
+#endif
