@@ -23,9 +23,12 @@
  *      than `context` it is cut to `context` and its last id set to <|endoftext|>.
  *
  * Divergence from the reference: OpenAI runs ftfy.fix_text() before step 2; ftfy is
- * not reimplemented.  Text ftfy would change (mojibake such as "cafÃ©", curly-quote or
- * ligature "fixes" it applies, C1 controls, HTML it decodes itself) may tokenize
- * differently; clean UTF-8 text - nearly every caption and class name - does not.
+ * not available here and is not reimplemented.  Its default fixers change, and so
+ * open_clip's ids differ from ours for: curly quotes (U+2018/2019/201C/201D become
+ * ' and ", so "dog\u2019s" gives dog + 's there, dog + \u2019 + s here), text that is
+ * not in NFC (a decomposed "e\u0301"), fullwidth/halfwidth forms, Latin ligatures
+ * (U+FB01), control characters it removes, C1 controls, mojibake ("caf\u00c3\u00a9"),
+ * and a third HTML unescape when the text has no '<'.  Other text is unaffected.
  *
  * Unicode facts (classes, lower case, white space) come from utf8proc plus a few
  * exceptions so they equal Python 3.11 + the regex module (Unicode 14/15);
