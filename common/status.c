@@ -43,13 +43,26 @@ enum cl_status cl_errf(struct cl_err *e, enum cl_status s, const char *fmt, ...)
 enum cl_status cl_err_prefix(struct cl_err *e, enum cl_status s, const char *fmt, ...)
 {
     if (e) {
-        char old[CL_ERR_MSG], pre[CL_ERR_MSG];
+        char old[CL_ERR_MSG];
         va_list ap;
         memcpy(old, e->msg, sizeof old);
+        old[sizeof old - 1] = 0;
         va_start(ap, fmt);
-        vsnprintf(pre, sizeof pre, fmt, ap);
+        int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+        if (n < 0)
+            n = 0;
+        size_t used = (size_t)n < sizeof e->msg ? (size_t)n : sizeof e->msg - 1;
+        /* append ": old", truncating to the buffer */
+        const char *parts[2] = {": ", old};
+        for (int i = 0; i < 2; i++) {
+            size_t k = strlen(parts[i]);
+            if (k > sizeof e->msg - 1 - used)
+                k = sizeof e->msg - 1 - used;
+            memcpy(e->msg + used, parts[i], k);
+            used += k;
+        }
+        e->msg[used] = 0;
     }
     return s;
 }
