@@ -1194,6 +1194,28 @@ enum cl_status cl_tw_sample_item(const struct cl_tw_config *c, uint64_t index,
     return CL_OK;
 }
 
+enum cl_status cl_tw_item_from_caption(const struct cl_tw_config *c, uint64_t index,
+                                       const char *caption, struct cl_tw_item *it,
+                                       struct cl_err *e)
+{
+    struct cl_tw_rng g;
+    struct cl_tw_scene *s = &it->scene;
+    enum cl_status st;
+    size_t len = strlen(caption);
+    if (len >= sizeof it->caption)
+        return cl_errf(e, CL_ERR_DATA, "caption of %zu bytes (at most %d)", len, CL_TW_CAPTION_MAX - 1);
+    cl_tw_scene_init(s, c->size);
+    if ((st = cl_tw_parse(caption, s, e)) != CL_OK) return st;
+    item_rng(&g, c->seed, (int)c->split, index);
+    if ((st = cl_tw_complete(s, &g, e)) != CL_OK) return st;
+    memcpy(it->caption, caption, len + 1);
+    it->label = s->n ? s->obj[0].shape : -1;
+    it->group = s->background;
+    if (cl_tw_caption_full(s, it->caption_full, sizeof it->caption_full) < 0)
+        return cl_errf(e, CL_ERR_DATA, "caption longer than %d bytes", CL_TW_CAPTION_MAX);
+    return CL_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Text pools                                                                */
 /* ------------------------------------------------------------------------ */

@@ -199,6 +199,16 @@ struct cl_tw_item {
 enum cl_status cl_tw_sample_item(const struct cl_tw_config *c, uint64_t index,
                                  struct cl_tw_item *it, struct cl_err *e);
 
+/* Item `index` rendered from a caption instead of sampled: the caption's
+ * unnamed attributes are drawn from the item's PRNG (seed, c->split, index),
+ * label = shape of object 0 (-1 with no object), group = background.
+ * it->caption is the caption as given; it->caption_full names everything.
+ * Errors (CL_ERR_DATA): unknown words, contradictions, a caption longer than
+ * CL_TW_CAPTION_MAX - 1 bytes. */
+enum cl_status cl_tw_item_from_caption(const struct cl_tw_config *c, uint64_t index,
+                                       const char *caption, struct cl_tw_item *it,
+                                       struct cl_err *e);
+
 /* ---- text pools for TextSpan ---- */
 enum cl_tw_family { CL_TW_FAM_COLOUR, CL_TW_FAM_SHAPE, CL_TW_FAM_SIZE, CL_TW_FAM_POSITION,
                     CL_TW_FAM_BACKGROUND, CL_TW_FAM_COUNT, CL_TW_FAM_DISTRACTOR,

@@ -394,6 +394,37 @@ static void test_parse(void)
     CHECK(cl_tw_complete(&s, &g, &e) == CL_OK && cl_tw_colour_ok(&s, CL_TW_BLACK));
 }
 
+static void test_item_from_caption(void)
+{
+    struct cl_tw_config c;
+    cl_tw_config_init(&c);
+    c.seed = 4;
+    struct cl_tw_item a, b;
+    struct cl_err e;
+    const char *cap = "a small green heart on the right";
+    CHECK(cl_tw_item_from_caption(&c, 3, cap, &a, &e) == CL_OK);
+    CHECK(cl_tw_item_from_caption(&c, 3, cap, &b, &e) == CL_OK);
+    CHECK(!memcmp(&a.scene, &b.scene, sizeof a.scene) && !strcmp(a.caption, cap));
+    CHECK(a.scene.n == 1 && a.scene.obj[0].shape == CL_TW_HEART && a.scene.obj[0].size == CL_TW_SMALL &&
+          a.scene.obj[0].colour == CL_TW_GREEN && a.scene.obj[0].position == CL_TW_RIGHT);
+    CHECK(a.label == CL_TW_HEART && a.group == a.scene.background && a.scene.background >= 0);
+    /* other indices draw the unnamed attributes afresh */
+    int differ = 0;
+    for (uint64_t i = 0; i < 20; i++) {
+        CHECK(cl_tw_item_from_caption(&c, i, cap, &b, &e) == CL_OK);
+        differ += b.scene.background != a.scene.background;
+    }
+    CHECK(differ > 5);
+    CHECK(cl_tw_item_from_caption(&c, 0, "a hexagon", &b, &e) == CL_ERR_DATA &&
+          strstr(e.msg, "unknown word 'hexagon'"));
+    CHECK(cl_tw_item_from_caption(&c, 0, "water", &b, &e) == CL_OK && b.label == -1 &&
+          b.scene.n == 0 && !strcmp(b.caption_full, "a water background"));
+    char longcap[CL_TW_CAPTION_MAX + 8];
+    memset(longcap, 'a', sizeof longcap - 1);
+    longcap[sizeof longcap - 1] = '\0';
+    CHECK(cl_tw_item_from_caption(&c, 0, longcap, &b, &e) == CL_ERR_DATA);
+}
+
 static void test_splits(void)
 {
     struct cl_tw_config c;
@@ -566,5 +597,5 @@ static void test_speed(void)
 
 TEST_MAIN("toyworld", TEST(test_rng), TEST(test_areas), TEST(test_masks),
           TEST(test_colours_stand_out), TEST(test_determinism), TEST(test_golden_digest),
-          TEST(test_caption_round_trip), TEST(test_parse), TEST(test_splits), TEST(test_pool),
+          TEST(test_caption_round_trip), TEST(test_parse), TEST(test_item_from_caption), TEST(test_splits), TEST(test_pool),
           TEST(test_sizes), TEST(test_speed))
