@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cl_prog = "cliplens";
@@ -356,4 +357,39 @@ void cl_progress_end(struct cl_progress *p)
     draw(p, cl_now());
     fputc('\n', stderr);
     p->active = 0;
+}
+
+#ifndef CL_DEFAULT_MODEL_DIR
+#define CL_DEFAULT_MODEL_DIR "models/toyclip"
+#endif
+#ifndef CL_INSTALLED_MODEL_DIR
+#define CL_INSTALLED_MODEL_DIR "/usr/local/share/cliplens/models/toyclip"
+#endif
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *cl_model_dir(const char *flag_value, struct cl_err *e)
+{
+    if (flag_value)
+        return flag_value;
+    const char *env = getenv("CLIPLENS_MODEL");
+    if (env && *env)
+        return env;
+    if (is_dir(CL_DEFAULT_MODEL_DIR))
+        return CL_DEFAULT_MODEL_DIR;
+    if (is_dir(CL_INSTALLED_MODEL_DIR))
+        return CL_INSTALLED_MODEL_DIR;
+    cl_errf(e, CL_ERR_USAGE, "no model: the bundled toy model is not built (expected %s or %s); pass -m DIR "
+            "(an HF or OpenCLIP model directory) or set CLIPLENS_MODEL", CL_DEFAULT_MODEL_DIR, CL_INSTALLED_MODEL_DIR);
+    return NULL;
+}
+
+int cl_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }

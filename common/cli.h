@@ -101,4 +101,12 @@ void cl_progress_end(struct cl_progress *p);
 
 double cl_now(void); /* monotonic seconds */
 
+/* The model directory to use: the -m value if given, else $CLIPLENS_MODEL, else
+ * the bundled toy model (in-tree build, then the installed copy).  Returns NULL
+ * and fills e when none exists. */
+const char *cl_model_dir(const char *flag_value, struct cl_err *e);
+
+/* Default thread count: the number of online processors (at least 1). */
+int cl_default_threads(void);
+
 #endif
