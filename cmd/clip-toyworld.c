@@ -723,8 +723,8 @@ int main(int argc, char **argv)
     int rc;
     cl_cli_init(argc, argv);
     parse_args(&a, argc, argv);
-    if (!strcmp(a.cmd, "pool")) return cmd_pool(&a);
-    if (!strcmp(a.cmd, "render")) rc = cmd_render(&a);
+    if (!strcmp(a.cmd, "pool")) rc = cmd_pool(&a);
+    else if (!strcmp(a.cmd, "render")) rc = cmd_render(&a);
     else {
         uint64_t n = (uint64_t)a.n;
         if (a.captions_path) {

@@ -227,11 +227,14 @@ static void layout_object(struct cl_tw_object *o, int size, struct cl_tw_rng *g)
     int col = o->position % 3, row = o->position / 3;
     o->cx = su * (2 * col + 1) / 6;
     o->cy = su * (2 * row + 1) / 6;
-    /* jitter within the cell, keeping half a pixel clear of its border */
+    /* jitter within the cell, keeping half a pixel clear of its border; drawn
+     * as a fraction of the room so that every size consumes the same numbers
+     * (--size changes the resolution, not the scene) */
     int32_t slack = half_cell - o->r - 32;
+    int32_t jx = (int32_t)cl_tw_rng_below(g, 2001) - 1000, jy = (int32_t)cl_tw_rng_below(g, 2001) - 1000;
     if (slack > 0) {
-        o->cx += (int32_t)cl_tw_rng_below(g, (uint32_t)(2 * slack + 1)) - slack;
-        o->cy += (int32_t)cl_tw_rng_below(g, (uint32_t)(2 * slack + 1)) - slack;
+        o->cx += slack * jx / 1000;
+        o->cy += slack * jy / 1000;
     }
     for (int c = 0; c < 3; c++) {
         int v = cl_tw_colour_rgb[o->colour][c] + (int)cl_tw_rng_below(g, 17) - 8;
