@@ -72,17 +72,15 @@ FUZZ_CC     := clang
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iformats $(PKG_CFLAGS)
 fuzz: $(FUZZERS)
-# the stream reader and what it depends on (not the model code)
-FUZZ_LIB := common/status.c common/tensor.c common/value.c formats/stream.c
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) -lzstd -lmsgpackc -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 FUZZ_SECONDS ?= 60
 test-long: test fuzz
 	@for f in $(FUZZERS); do \
 	  echo "fuzzing $$f for $(FUZZ_SECONDS) s"; mkdir -p build/fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus-$$(basename $$f) tests/fuzz/seeds || exit 1; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) || exit 1; \
 	done
 
 bench: all
