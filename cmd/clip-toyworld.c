@@ -33,9 +33,10 @@ static void usage(FILE *f)
 "  dataset --n N -o DIR         DIR/images/000000.png, DIR/masks/000000_K.png (object K,\n"
 "                               coverage 0..255) and DIR/manifest.tsv (header line;\n"
 "                               path, label, group, captions and every attribute)\n"
-"  stream --n N [-o FILE]       the same as a tensor stream (kind \"toyworld\"): per item\n"
-"                               \"pixels\" u8 [3,S,S], \"masks\" u8 [K,S,S], meta with\n"
-"                               label, group, text (caption), caption_full, objects\n"
+"  stream --n N [-o FILE]       the same as a tensor stream (kind \"toyworld\"; default:\n"
+"                               stdout): per item \"pixels\" u8 [3,S,S], \"masks\" u8\n"
+"                               [K,S,S], meta with label, group, text (the caption),\n"
+"                               caption_full and every attribute of every object\n"
 "  pool                         TextSpan text pool on stdout: family<TAB>text lines\n"
 "      --kind attributes|distractors|all   (default: all)\n"
 "      --plain                  the text only, one phrase per line\n"
@@ -172,6 +173,7 @@ static void parse_args(struct args *a, int argc, char **argv)
         cl_usage_error("unexpected argument '%s'", o->operands[0]);
     }
     if (dataset && !a->output) cl_usage_error("dataset needs -o DIR");
+    if (dataset && !strcmp(a->output, "-")) cl_usage_error("dataset writes a directory: -o - is not possible (use stream)");
     if ((dataset || stream) && a->n < 0 && !a->captions_path) cl_usage_error("%s needs --n N (or --captions FILE)", a->cmd);
     if (a->captions_path && a->n >= 0) cl_usage_error("--captions and --n exclude each other (the file gives the count)");
     if (a->bias_given && a->cfg.split != CL_TW_SPLIT_SPURIOUS_TRAIN) cl_usage_error("--bias applies to --split spurious-train only");

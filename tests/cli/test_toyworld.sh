@@ -82,6 +82,7 @@ case_ "dataset needs --n"; run "$TW" dataset -o dn; expect_rc 1; expect_err "nee
 case_ "dataset bad split"; run "$TW" dataset --n 3 --split spurious -o bs; expect_rc 1; expect_err "unknown split 'spurious'"; expect_no_file bs
 case_ "dataset bad objects"; run "$TW" dataset --n 3 --objects 3-1 -o bo; expect_rc 1; expect_err "invalid value '3-1' for --objects"; expect_no_file bo
 case_ "dataset bias needs spurious-train"; run "$TW" dataset --n 3 --bias 0.9 -o bb; expect_rc 1; expect_err "--bias applies to --split spurious-train"; expect_no_file bb
+case_ "dataset to stdout"; run "$TW" dataset --n 3 -o -; expect_rc 1; expect_err "dataset writes a directory"; expect_no_file ./-
 case_ "dataset onto a file"; touch afile; run "$TW" dataset --n 3 -o afile; expect_rc 3; expect_err "cannot create directory 'afile'"
 
 # ---- stream ----
