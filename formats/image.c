@@ -2,6 +2,7 @@
 #include "image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -161,19 +162,20 @@ enum cl_status cl_png_write(const char *path, int w, int h, int channels,
     }
     enum cl_status s = check_write_args(w, h, channels, pixels, e);
     if (s) return cl_err_prefix(e, s, "%s", path);
-    size_t n = strlen(path) + 16;
+    size_t n = strlen(path) + 48;
     char *tmp = malloc(n);
     if (!tmp) return cl_errf(e, CL_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    /* a unique temporary name; O_EXCL with mode 0666 lets the kernel apply the
+     * umask (reading it with umask() would race between threads) */
+    static _Atomic unsigned counter;
+    snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         s = cl_errf(e, CL_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
         free(tmp);
         return s;
     }
-    mode_t mask = umask(0); /* mkstemp makes 0600; give the file the usual mode */
-    umask(mask);
-    FILE *fp = fchmod(fd, 0666 & ~mask) == 0 ? fdopen(fd, "wb") : NULL;
+    FILE *fp = fdopen(fd, "wb");
     if (!fp) {
         s = cl_errf(e, CL_ERR_IO, "%s: %s", path, strerror(errno));
         close(fd);
