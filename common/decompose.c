@@ -547,7 +547,7 @@ enum cl_status cl_decompose_image(struct cl_decomposer *d, int b, struct cl_deco
     out->kept = Lk;
     out->layer_lo = d->lo;
     out->heads = d->H;
-    out->tokens = d->o.tokens ? d->N : 1;
+    out->tokens = d->o.tokens ? d->N : 0;
     out->embed_dim = E;
     out->mlp = M;
     out->embedding = d->embedding + (size_t)b * E;

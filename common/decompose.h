@@ -101,7 +101,7 @@ void cl_decompose_opts_default(struct cl_decompose_opts *o);
  * until its next cl_decompose_batch or cl_decompose_image.  Absent parts are NULL. */
 struct cl_decomposition {
     int kept, layer_lo;  /* L' and the first kept layer (kept layers are consecutive) */
-    int heads, tokens, embed_dim, mlp; /* H, N (1 without tokens), E, M */
+    int heads, tokens, embed_dim, mlp; /* H, N (0 when heads are not per token), E, M */
     const float *embedding;  /* [E] */
     const float *embed;      /* [E] */
     const float *heads_part; /* [L',H,E] or [L',H,N,E] */

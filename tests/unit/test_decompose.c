@@ -154,10 +154,10 @@ static int run(struct cl_model *m, const float *pixels, int B, const struct cl_d
         p->Lk = r.kept;
         p->lo = r.layer_lo;
         p->H = r.heads;
-        p->N = r.tokens;
+        p->N = r.tokens ? r.tokens : 1;
         p->E = r.embed_dim;
         p->M = r.mlp;
-        p->n_heads = (size_t)r.kept * r.heads * r.tokens * r.embed_dim;
+        p->n_heads = (size_t)r.kept * r.heads * p->N * r.embed_dim;
         size_t Ez = (size_t)E, ME = (size_t)r.mlp * E;
         keep(&p->embedding, r.embedding, Ez, b, B);
         keep(&p->embed, r.embed, Ez, b, B);
