@@ -15,7 +15,8 @@ struct cl_block_bufs {
     float *q, *k, *v;/* [R, D] */
     float *o;        /* [R, D] output of the attention / MLP projection */
     float *hid;      /* [R, M] MLP hidden */
-    float *scores;   /* [N, N] attention of one (item, head) when not captured */
+    float *scores;   /* [T, N, N] attention of one (item, head) per worker, when not captured */
+    int workers;     /* T: scratch matrices in scores (the state's thread count) */
     float *mean, *std; /* [R] LN statistics when not captured */
     int *causal_n;   /* [N]: row i attends to i + 1 keys (causal), or NULL */
 };
@@ -34,5 +35,11 @@ struct cl_block_taps {
 /* x [B, N, D] <- block(x). taps may be NULL. */
 void cl_block_forward(float *x, int B, int N, const struct cl_tower_config *t, const struct cl_block *w,
                       const struct cl_block_bufs *buf, const struct cl_block_taps *taps);
+
+/* The same block when only the CLS token's output is needed (the last block of an
+ * image tower): LN1, keys and values of every token, the rest for each item's token 0.
+ * Updates only x[b, 0, :]; fills only the taps ln1_*, values, attn_cls, *_out_cls. */
+void cl_block_forward_cls(float *x, int B, int N, const struct cl_tower_config *t, const struct cl_block *w,
+                          const struct cl_block_bufs *buf, const struct cl_block_taps *taps);
 
 #endif

@@ -14,6 +14,15 @@
  * Process-wide; only calls into OpenBLAS when the number changes. n < 1 means 1. */
 void cl_linalg_set_threads(int n);
 int cl_linalg_threads(void);
+/* Set OpenBLAS's own thread count only (e.g. 1 while workers call sgemm side by side);
+ * cl_linalg_set_threads restores the full count on its next change. */
+void cl_linalg_blas_threads(int n);
+
+/* Run fn(ctx, begin, end, worker) over [0, n) split into at most cl_linalg_threads()
+ * contiguous chunks, one per worker (worker 0 is the caller), and wait for all.
+ * Chunks smaller than grain are not split further. Not reentrant. */
+typedef void (*cl_task_fn)(void *ctx, int begin, int end, int worker);
+void cl_parallel_for(int n, int grain, cl_task_fn fn, void *ctx);
 
 /* Opt-in timing of every sgemm (for bench/): off by default, one branch per call. */
 void cl_linalg_profile(int on);
@@ -39,11 +48,17 @@ void cl_linear(float *y, const float *x, const float *w, const float *bias, int 
 void cl_layernorm(float *y, float *mean, float *std, const float *x, const float *g, const float *b,
                   int rows, int d, float eps);
 
-void cl_gelu(float *x, size_t n);        /* x * (1 + erf(x / sqrt 2)) / 2, in place */
-void cl_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x), in place */
+/* In place; split over the workers. On AVX2+FMA CPUs 8-wide kernels with a polynomial
+ * exp (~1e-7 relative) and erf (A&S 7.1.26, < 2e-7 absolute, as PyTorch's vectorised
+ * CPU GELU); the _ref kernels are the plain definitions with erff / expf. */
+void cl_gelu(float *x, size_t n);        /* x * (1 + erf(x / sqrt 2)) / 2 */
+void cl_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
+void cl_gelu_ref(float *x, size_t n);
+void cl_quick_gelu_ref(float *x, size_t n);
 
 /* Softmax of each row of x [rows, ld] over its first n[r] entries (n == NULL: all
  * cols); entries from n[r] to cols are set to 0 (causal masking). In place. */
 void cl_softmax_rows(float *x, int rows, int cols, int ld, const int *n);
+void cl_softmax_rows_ref(float *x, int rows, int cols, int ld, const int *n);
 
 #endif

@@ -12,6 +12,7 @@
 #include "model.h"
 
 #define MAX_BATCH 65536
+#define MAX_THREADS 64 /* as the worker pool */
 
 struct cl_text_state {
     const struct cl_model *m;
@@ -40,9 +41,10 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     const struct cl_model_config *c = &m->cfg;
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "text batch %d outside [1, %d]", max_batch, MAX_BATCH);
-    size_t B = (size_t)max_batch, C = (size_t)c->context, D = (size_t)c->text.width, M = (size_t)c->text.mlp;
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context, D = (size_t)c->text.width, M = (size_t)c->text.mlp;
     size_t R = B * C;
-    size_t total = up16(R * D) * 6 + up16(R * M) + up16(C * C) + up16(R) * 2 + up16(B * D);
+    size_t total = up16(R * D) * 6 + up16(R * M) + up16(C * C * T) + up16(R) * 2 + up16(B * D);
     struct cl_text_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0 ||
@@ -64,7 +66,8 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     s->bufs.v = carve(&at, R * D);
     s->bufs.o = carve(&at, R * D);
     s->bufs.hid = carve(&at, R * M);
-    s->bufs.scores = carve(&at, C * C);
+    s->bufs.scores = carve(&at, C * C * T);
+    s->bufs.workers = threads;
     s->bufs.mean = carve(&at, R);
     s->bufs.std = carve(&at, R);
     s->pooled = carve(&at, B * D);

@@ -13,6 +13,7 @@
 #include "tensor.h"
 
 #define MAX_BATCH 65536
+#define MAX_THREADS 64 /* as the worker pool */
 
 struct cl_vit_state {
     const struct cl_model *m;
@@ -44,12 +45,13 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     const struct cl_model_config *c = &m->cfg;
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "image batch %d outside [1, %d]", max_batch, MAX_BATCH);
-    size_t B = (size_t)max_batch, N = (size_t)c->tokens, G = N - 1, D = (size_t)c->vision.width;
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    size_t T = (size_t)threads, B = (size_t)max_batch, N = (size_t)c->tokens, G = N - 1, D = (size_t)c->vision.width;
     size_t M = (size_t)c->vision.mlp, K = 3 * (size_t)c->patch * c->patch, R = B * N;
     /* sizes are bounded by the config caps (D, M <= 2^16, N <= 2^16 + 1) and B <= 2^16:
      * every product below fits in 64 bits */
     size_t hid = R * M > B * G * K ? R * M : B * G * K;
-    size_t total = up16(R * D) * 6 + up16(hid) + up16(N * N) + up16(R) * 2 + up16(B * D) + up16(B) * 2;
+    size_t total = up16(R * D) * 6 + up16(hid) + up16(N * N * T) + up16(R) * 2 + up16(B * D) + up16(B) * 2;
     struct cl_vit_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0) {
@@ -68,7 +70,8 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     s->bufs.v = carve(&at, R * D);
     s->bufs.o = carve(&at, R * D);
     s->bufs.hid = carve(&at, hid);
-    s->bufs.scores = carve(&at, N * N);
+    s->bufs.scores = carve(&at, N * N * T);
+    s->bufs.workers = threads;
     s->bufs.mean = carve(&at, R);
     s->bufs.std = carve(&at, R);
     s->bufs.causal_n = NULL;
@@ -240,14 +243,21 @@ enum cl_status cl_vit_forward(struct cl_vit_state *s, const float *pixels, int n
     }
     cl_layernorm(s->x, NULL, NULL, s->x, w->ln_pre_g, w->ln_pre_b, n * N, D, t->ln_eps);
 
-    for (int l = 0; l < t->layers; l++) {
+    /* the last block only for the CLS token unless the capture wants all of its tokens */
+    int L = t->layers;
+    int full_last = cap && ((cap->flags & (CL_CAP_LN | CL_CAP_ATTN | CL_CAP_RESID)) ||
+                            cl_cap_mlp_act(cap, L - 1, 0) != NULL);
+    for (int l = 0; l < L; l++) {
         if (cap && cap->resid)
             memcpy(cl_cap_resid(cap, l, 0), s->x, n * ND * sizeof *s->x);
         struct cl_block_taps taps = layer_taps(cap, l);
-        cl_block_forward(s->x, n, N, t, &w->blocks[l], &s->bufs, cap ? &taps : NULL);
+        if (l == L - 1 && !full_last)
+            cl_block_forward_cls(s->x, n, N, t, &w->blocks[l], &s->bufs, cap ? &taps : NULL);
+        else
+            cl_block_forward(s->x, n, N, t, &w->blocks[l], &s->bufs, cap ? &taps : NULL);
     }
     if (cap && cap->resid)
-        memcpy(cl_cap_resid(cap, t->layers, 0), s->x, n * ND * sizeof *s->x);
+        memcpy(cl_cap_resid(cap, L, 0), s->x, n * ND * sizeof *s->x);
 
     /* ln_post on each CLS token, then the projection: emb [n, E] = pooled proj^T */
     for (int b = 0; b < n; b++)
