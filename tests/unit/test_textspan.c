@@ -264,15 +264,17 @@ static double meta_num(const struct cl_value *arr, size_t i)
 /* Every head of the golden: same picks in the same order as P1's loop (up to the
  * first near-tie, where float32 and double may part), same variances and stds,
  * same directions, and the same reconstruction of every image. */
-static void test_golden_parity(void)
+static void golden_parity(const char *dir)
 {
     struct fixture f;
-    if (load_fixture(&f, FIX) != 0) { CHECKF(0, "cannot load %s", FIX); return; }
+    char path[512];
+    if (load_fixture(&f, dir) != 0) { CHECKF(0, "cannot load %s", dir); return; }
     struct cl_reader *rd;
     struct cl_item it = {0};
     struct cl_err e;
     enum cl_status s;
-    CHECK(cl_reader_open(&rd, FIX "/golden.cts", &e) == CL_OK);
+    snprintf(path, sizeof path, "%s/golden.cts", dir);
+    CHECK(cl_reader_open(&rd, path, &e) == CL_OK);
     int64_t per_head = 0, rank = 0;
     cl_map_get_int(&cl_reader_header(rd)->meta, "per_head", &per_head);
     cl_map_get_int(&cl_reader_header(rd)->meta, "rank", &rank);
@@ -324,8 +326,8 @@ static void test_golden_parity(void)
         cl_textspan_stats_free(&st);
     }
     CHECK(s == CL_END);
-    fprintf(stderr, "  golden: %d heads, %d picks compared; max rel diff: variance/std %.2g, "
-            "1 - cos(direction) %.2g, reconstruction %.2g\n", heads, compared, worst_var, worst_dir, worst_rec);
+    fprintf(stderr, "  %s: %d heads, %d picks compared; max rel diff: variance/std %.2g, "
+            "1 - cos(direction) %.2g, reconstruction %.2g\n", dir, heads, compared, worst_var, worst_dir, worst_rec);
     CHECK(heads > 0 && compared >= heads * 3);
     CHECKF(worst_var < 1e-4, "variance/std differ by %g", worst_var);
     CHECKF(worst_dir < 1e-5, "directions differ: 1 - cos = %g", worst_dir);
@@ -337,5 +339,11 @@ static void test_golden_parity(void)
     free(f.texts);
 }
 
+/* synthetic components with planted texts */
+static void test_golden_parity_synthetic(void) { golden_parity(FIX); }
+/* real components: the tiny fixture model on 120 toy-world scenes, a toy-world pool */
+static void test_golden_parity_real(void) { golden_parity(FIX "/real"); }
+
 TEST_MAIN("textspan", TEST(test_planted_order), TEST(test_stats_merge), TEST(test_rank_cap_and_exact_reconstruction),
-          TEST(test_edges), TEST(test_golden_parity))
+          TEST(test_edges), TEST(test_golden_parity_synthetic),
+          TEST(test_golden_parity_real))
