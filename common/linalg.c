@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,6 +43,7 @@ static int pool_pending;                  /* chunks of the current job still run
 static cl_task_fn pool_fn;
 static void *pool_ctx;
 static int pool_n, pool_chunks;
+static int pool_busy;                     /* a job is running: further callers run serially */
 
 static void run_chunk(int c)
 {
@@ -89,12 +91,13 @@ void cl_parallel_for(int n, int grain, cl_task_fn fn, void *ctx)
     }
     if (chunks > pool_workers + 1)
         chunks = pool_workers + 1;
-    if (chunks <= 1) {
+    if (chunks <= 1 || pool_busy) { /* one chunk, or nested / concurrent use: run here */
         pthread_mutex_unlock(&pool_mu);
         if (n > 0)
             fn(ctx, 0, n, 0);
         return;
     }
+    pool_busy = 1;
     pool_fn = fn;
     pool_ctx = ctx;
     pool_n = n;
@@ -107,6 +110,7 @@ void cl_parallel_for(int n, int grain, cl_task_fn fn, void *ctx)
     pthread_mutex_lock(&pool_mu);
     while (pool_pending > 0)
         pthread_cond_wait(&pool_done, &pool_mu);
+    pool_busy = 0;
     pthread_mutex_unlock(&pool_mu);
 }
 
@@ -210,9 +214,10 @@ void cl_layernorm(float *y, float *mean, float *std, const float *x, const float
 static int use_avx2(void)
 {
     static int v = -1;
-    if (v < 0) {
+    if (v < 0) { /* CLIPLENS_REF_KERNELS=1 forces the reference kernels (for checking) */
+        const char *force = getenv("CLIPLENS_REF_KERNELS");
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(force && *force == '1');
     }
     return v;
 }
@@ -348,7 +353,10 @@ AVX2 static void softmax_avx2(float *x, int rows, int cols, int ld, const int *n
 #else
 static void quick_gelu_avx2(float *x, size_t n) { cl_quick_gelu_ref(x, n); }
 static void gelu_avx2(float *x, size_t n) { cl_gelu_ref(x, n); }
-static void softmax_avx2(float *x, int rows, int cols, int ld, const int *n) { cl_softmax_rows_ref(x, rows, cols, ld, n); }
+static void softmax_avx2(float *x, int rows, int cols, int ld, const int *n)
+{
+    cl_softmax_rows_ref(x, rows, cols, ld, n);
+}
 #define use_avx2() 0
 #endif
 
@@ -358,7 +366,7 @@ static void softmax_avx2(float *x, int rows, int cols, int ld, const int *n) { c
 struct ew_job {
     float *x;
     size_t n;
-    enum cl_act_kind { EW_GELU, EW_QUICK_GELU } kind;
+    enum { EW_GELU, EW_QUICK_GELU } kind;
 };
 
 static void ew_blocks(void *ctx, int b0, int b1, int worker)

@@ -20,7 +20,8 @@ void cl_linalg_blas_threads(int n);
 
 /* Run fn(ctx, begin, end, worker) over [0, n) split into at most cl_linalg_threads()
  * contiguous chunks, one per worker (worker 0 is the caller), and wait for all.
- * Chunks smaller than grain are not split further. Not reentrant. */
+ * Chunks smaller than grain are not split further. A call made while another job
+ * runs (from fn, or from another thread) runs all of [0, n) in the caller as worker 0. */
 typedef void (*cl_task_fn)(void *ctx, int begin, int end, int worker);
 void cl_parallel_for(int n, int grain, cl_task_fn fn, void *ctx);
 
@@ -50,7 +51,8 @@ void cl_layernorm(float *y, float *mean, float *std, const float *x, const float
 
 /* In place; split over the workers. On AVX2+FMA CPUs 8-wide kernels with a polynomial
  * exp (~1e-7 relative) and erf (A&S 7.1.26, < 2e-7 absolute, as PyTorch's vectorised
- * CPU GELU); the _ref kernels are the plain definitions with erff / expf. */
+ * CPU GELU); the _ref kernels are the plain definitions with erff / expf, used on
+ * other CPUs or when the environment has CLIPLENS_REF_KERNELS=1. */
 void cl_gelu(float *x, size_t n);        /* x * (1 + erf(x / sqrt 2)) / 2 */
 void cl_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
 void cl_gelu_ref(float *x, size_t n);

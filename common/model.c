@@ -409,7 +409,8 @@ static enum cl_status parse_openclip(const char *dir, struct cl_model_config *cf
     if ((s = oc_eps(&cv, vc, &v->ln_eps)) || (s = oc_eps(&ct, tc, &t->ln_eps)))
         goto out;
     cfg->resize = cfg->image_size;
-    if ((s = jrgb(&cp, pc, "mean", openai_mean, 0, cfg->mean)) || (s = jrgb(&cp, pc, "std", openai_std, 1, cfg->std)))
+    if ((s = jrgb(&cp, pc, "mean", openai_mean, 0, cfg->mean)) ||
+        (s = jrgb(&cp, pc, "std", openai_std, 1, cfg->std)))
         goto out;
     const cJSON *rm = jget(pc, "resize_mode"), *ip = jget(pc, "interpolation");
     if (rm && (!cJSON_IsString(rm) || strcmp(rm->valuestring, "shortest")))

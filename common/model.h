@@ -23,7 +23,13 @@
  *
  * Embeddings are projected, not normalised.  All activation buffers belong to a
  * state (one per model and maximum batch); a forward pass does not allocate.
- * A state is not safe to share between threads; a model is read-only once loaded.
+ * A model is read-only once loaded; a state is used by one thread at a time.  The
+ * BLAS thread count and the worker pool (common/linalg.h) are process-wide: a
+ * forward sets them to its state's thread count.
+ *
+ * Weights: F32 tensors of the file are used in place from the read-only mapping
+ * (untouched tensors cost no memory); F16/BF16 tensors, and OpenCLIP's projections
+ * (stored [in, out]), are converted once at load into one f32 arena.
  */
 #ifndef CL_MODEL_H
 #define CL_MODEL_H
@@ -202,7 +208,10 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
 void cl_vit_state_free(struct cl_vit_state *s);
 
 /* pixels [n,3,S,S] (preprocessed) -> emb [n,E]; 1 <= n <= max_batch. cap may be NULL;
- * its capacity must be >= n. Fails only on bad arguments (CL_ERR_USAGE). */
+ * its capacity must be >= n. Fails only on bad arguments (CL_ERR_USAGE).
+ * Unless cap asks for CL_CAP_LN, CL_CAP_ATTN, CL_CAP_RESID or the last layer's MLP
+ * activations, the last block is computed for the CLS token only (keys and values of
+ * all tokens): about 1/L less work, the same embedding to float rounding. */
 enum cl_status cl_vit_forward(struct cl_vit_state *s, const float *pixels, int n, float *emb,
                               struct cl_vit_capture *cap, struct cl_err *e);
 

@@ -42,7 +42,8 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "text batch %d outside [1, %d]", max_batch, MAX_BATCH);
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context, D = (size_t)c->text.width, M = (size_t)c->text.mlp;
+    size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context;
+    size_t D = (size_t)c->text.width, M = (size_t)c->text.mlp;
     size_t R = B * C;
     size_t total = up16(R * D) * 6 + up16(R * M) + up16(C * C * T) + up16(R) * 2 + up16(B * D);
     struct cl_text_state *s = calloc(1, sizeof *s);

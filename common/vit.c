@@ -46,7 +46,8 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "image batch %d outside [1, %d]", max_batch, MAX_BATCH);
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    size_t T = (size_t)threads, B = (size_t)max_batch, N = (size_t)c->tokens, G = N - 1, D = (size_t)c->vision.width;
+    size_t T = (size_t)threads, B = (size_t)max_batch, N = (size_t)c->tokens, G = N - 1;
+    size_t D = (size_t)c->vision.width;
     size_t M = (size_t)c->vision.mlp, K = 3 * (size_t)c->patch * c->patch, R = B * N;
     /* sizes are bounded by the config caps (D, M <= 2^16, N <= 2^16 + 1) and B <= 2^16:
      * every product below fits in 64 bits */

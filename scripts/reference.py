@@ -41,6 +41,9 @@ ARCHS = {
                  t_width=512, t_heads=8, t_layers=12, context=77, vocab=49408, act="quick_gelu"),
     "L/14": dict(image_size=224, patch=14, width=1024, layers=24, heads=16, embed=768,
                  t_width=768, t_heads=12, t_layers=12, context=77, vocab=49408, act="quick_gelu"),
+    # H/14's head width (80) and GELU at a size that generates in a second (for tests)
+    "H/14-mini": dict(image_size=56, patch=14, width=160, layers=2, heads=2, embed=64,
+                      t_width=160, t_heads=2, t_layers=2, context=77, vocab=49408, act="gelu"),
     "H/14": dict(image_size=224, patch=14, width=1280, layers=32, heads=16, embed=1024,
                  t_width=1024, t_heads=16, t_layers=24, context=77, vocab=49408, act="gelu"),
 }
