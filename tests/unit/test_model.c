@@ -480,6 +480,31 @@ static void test_broken_models(void)
                       "\"std\"", NULL);
 }
 
+/* HF configs as older checkpoints write them: a "text_config_dict" overriding transformers'
+ * defaults; OpenCLIP configs with [s, s] image sizes and explicit default options. */
+static void test_config_variants(void)
+{
+    struct cl_model *ref = load("vit-tiny-gelu", "hf"), *m = NULL;
+    struct cl_err e;
+    const char *dir = broken("legacy", "vit-tiny-gelu-hf", "config.json", "\"text_config\": {",
+                             "\"text_config_dict\": {");
+    CHECKF(cl_model_load(&m, dir, &e) == CL_OK, "%s", e.msg);
+    if (m && ref) {
+        CHECK(m->cfg.text.width == ref->cfg.text.width && m->cfg.text.layers == ref->cfg.text.layers &&
+              m->cfg.context == ref->cfg.context && m->cfg.vocab_size == ref->cfg.vocab_size &&
+              m->cfg.text.act == CL_ACT_GELU);
+    }
+    cl_model_free(m);
+    m = NULL;
+    dir = broken("ocsize", "vit-tiny-gelu-openclip", "open_clip_config.json", "\"image_size\": 32,",
+                 "\"image_size\": [32, 32], \"pool_type\": \"tok\", \"ls_init_value\": null,");
+    CHECKF(cl_model_load(&m, dir, &e) == CL_OK, "%s", e.msg);
+    if (m)
+        CHECK(m->cfg.image_size == 32 && m->cfg.tokens == 17);
+    cl_model_free(m);
+    cl_model_free(ref);
+}
+
 static void test_bad_calls(void)
 {
     struct cl_model *m = load("vit-tiny-hw20", "hf");
@@ -565,7 +590,7 @@ int main(void)
 {
     static const struct th_case cases[] = {
         TEST(test_config), TEST(test_goldens_and_layouts), TEST(test_broken_models), TEST(test_bad_calls),
-        TEST(test_fullsize),
+        TEST(test_config_variants), TEST(test_fullsize),
     };
     if (find_root())
         return 1;
