@@ -4,6 +4,7 @@
  * Legend: B batch, C context (tokens per text), R = B C rows, D width, M MLP width,
  * V vocabulary, E embedding dim.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,9 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "text batch %d outside [1, %d]", max_batch, MAX_BATCH);
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    if ((int64_t)max_batch * c->context > INT_MAX / 4)
+        return cl_errf(e, CL_ERR_USAGE, "%s: %d texts of %d tokens are too many for one batch", c->name,
+                       max_batch, c->context);
     size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context;
     size_t D = (size_t)c->text.width, M = (size_t)c->text.mlp;
     size_t R = B * C;

@@ -4,6 +4,7 @@
  * Legend: B batch, S image size, P patch, G = (S/P)^2 patches, N = 1 + G tokens,
  * R = B N rows, D width, M MLP width, H heads, L layers, E embedding dim.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,9 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     if (max_batch < 1 || max_batch > MAX_BATCH)
         return cl_errf(e, CL_ERR_USAGE, "image batch %d outside [1, %d]", max_batch, MAX_BATCH);
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    if ((int64_t)max_batch * c->tokens > INT_MAX / 4)
+        return cl_errf(e, CL_ERR_USAGE, "%s: %d images of %d tokens are too many for one batch", c->name,
+                       max_batch, c->tokens);
     size_t T = (size_t)threads, B = (size_t)max_batch, N = (size_t)c->tokens, G = N - 1;
     size_t D = (size_t)c->vision.width;
     size_t M = (size_t)c->vision.mlp, K = 3 * (size_t)c->patch * c->patch, R = B * N;
@@ -95,14 +99,23 @@ void cl_vit_state_free(struct cl_vit_state *s)
 
 /* ---------------------------------------------------------------- capture */
 
-static enum cl_status cap_alloc(float **p, size_t n, const char *what, struct cl_err *e)
+/* Allocate a capture buffer of the given shape, its size checked for overflow. */
+static enum cl_status cap_alloc(float **p, const char *what, int nd, const int64_t *shape, struct cl_err *e)
 {
-    if (n > SIZE_MAX / sizeof(float) || posix_memalign((void **)p, 64, n * sizeof(float) + 1) != 0) {
+    size_t numel, nbytes;
+    *p = NULL;
+    if (cl_shape_bytes(shape, nd, sizeof(float), SIZE_MAX - 64, &numel, &nbytes) != 0)
+        return cl_errf(e, CL_ERR_USAGE, "capturing %s: the buffer's size overflows", what);
+    if (posix_memalign((void **)p, 64, nbytes + 1) != 0) {
         *p = NULL;
-        return cl_errf(e, CL_ERR_NOMEM, "out of memory capturing %s (%zu MB)", what, n * sizeof(float) >> 20);
+        return cl_errf(e, CL_ERR_NOMEM, "out of memory capturing %s (%zu MB)", what, nbytes >> 20);
     }
     return CL_OK;
 }
+
+#define CAP(ptr, what, ...) \
+    cap_alloc(&(ptr), what, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
+              (const int64_t[]){__VA_ARGS__}, e)
 
 enum cl_status cl_vit_capture_new(struct cl_vit_capture **out, const struct cl_model *m, int max_batch,
                                   unsigned flags, const uint8_t *mlp_layers, struct cl_err *e)
@@ -128,33 +141,32 @@ enum cl_status cl_vit_capture_new(struct cl_vit_capture **out, const struct cl_m
         for (int l = 0; l < cap->layers; l++)
             if (!mlp_layers || mlp_layers[l])
                 cap->mlp_slot[l] = cap->mlp_layers++;
-    size_t L = (size_t)cap->layers, B = (size_t)max_batch, N = (size_t)cap->tokens, H = (size_t)cap->heads;
-    size_t D = (size_t)cap->width, M = (size_t)cap->mlp;
+    int64_t L = cap->layers, B = max_batch, N = cap->tokens, H = cap->heads, D = cap->width, M = cap->mlp;
     enum cl_status s = CL_OK;
     if (flags & CL_CAP_LN) {
-        if ((s = cap_alloc(&cap->ln1_mean, L * B * N, "ln_1 means", e)) ||
-            (s = cap_alloc(&cap->ln1_std, L * B * N, "ln_1 stds", e)) ||
-            (s = cap_alloc(&cap->ln2_mean, L * B * N, "ln_2 means", e)) ||
-            (s = cap_alloc(&cap->ln2_std, L * B * N, "ln_2 stds", e)) ||
-            (s = cap_alloc(&cap->post_mean, B, "ln_post means", e)) ||
-            (s = cap_alloc(&cap->post_std, B, "ln_post stds", e)))
+        if ((s = CAP(cap->ln1_mean, "ln_1 means", L, B, N)) ||
+            (s = CAP(cap->ln1_std, "ln_1 stds", L, B, N)) ||
+            (s = CAP(cap->ln2_mean, "ln_2 means", L, B, N)) ||
+            (s = CAP(cap->ln2_std, "ln_2 stds", L, B, N)) ||
+            (s = CAP(cap->post_mean, "ln_post means", B)) ||
+            (s = CAP(cap->post_std, "ln_post stds", B)))
             goto fail;
     }
-    if ((flags & CL_CAP_ATTN) && (s = cap_alloc(&cap->attn, L * B * H * N * N, "attention", e)))
+    if ((flags & CL_CAP_ATTN) && (s = CAP(cap->attn, "attention", L, B, H, N, N)))
         goto fail;
-    if ((flags & CL_CAP_ATTN_CLS) && (s = cap_alloc(&cap->attn_cls, L * B * H * N, "CLS attention", e)))
+    if ((flags & CL_CAP_ATTN_CLS) && (s = CAP(cap->attn_cls, "CLS attention", L, B, H, N)))
         goto fail;
-    if ((flags & CL_CAP_VALUES) && (s = cap_alloc(&cap->values, L * B * N * D, "values", e)))
+    if ((flags & CL_CAP_VALUES) && (s = CAP(cap->values, "values", L, B, N, D)))
         goto fail;
     if ((flags & CL_CAP_MLP_ACT) && cap->mlp_layers &&
-        (s = cap_alloc(&cap->mlp_act, (size_t)cap->mlp_layers * B * N * M, "MLP activations", e)))
+        (s = CAP(cap->mlp_act, "MLP activations", cap->mlp_layers, B, N, M)))
         goto fail;
-    if ((flags & CL_CAP_RESID) && (s = cap_alloc(&cap->resid, (L + 1) * B * N * D, "residual stream", e)))
+    if ((flags & CL_CAP_RESID) && (s = CAP(cap->resid, "residual stream", L + 1, B, N, D)))
         goto fail;
     if (flags & CL_CAP_CLS_OUT) {
-        if ((s = cap_alloc(&cap->attn_out_cls, L * B * D, "attention outputs", e)) ||
-            (s = cap_alloc(&cap->mlp_out_cls, L * B * D, "MLP outputs", e)) ||
-            (s = cap_alloc(&cap->pooled, B * D, "pooled CLS", e)))
+        if ((s = CAP(cap->attn_out_cls, "attention outputs", L, B, D)) ||
+            (s = CAP(cap->mlp_out_cls, "MLP outputs", L, B, D)) ||
+            (s = CAP(cap->pooled, "pooled CLS", B, D)))
             goto fail;
     }
     *out = cap;
