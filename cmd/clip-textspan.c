@@ -288,7 +288,9 @@ int main(int argc, char **argv)
     cl_linalg_set_threads((int)a.threads);
     if ((s = cl_output_open(&out, a.output, 1, &e)) != CL_OK) cl_die_status(s, &e);
     load_pool(&pool, a.pool);
+    double t_read = cl_now();
     accumulate(&hs, &a, &pool);
+    t_read = cl_now() - t_read;
     FILE *report = cl_quiet ? NULL : stderr;
     if (a.report) {
         if ((s = cl_output_open(&rep, a.report, 0, &e)) != CL_OK) cl_die_status(s, &e);
@@ -318,7 +320,8 @@ int main(int argc, char **argv)
     }
     if ((s = cl_writer_close(w, &e)) != CL_OK || (s = cl_output_commit(&out, &e)) != CL_OK) cl_die_status(s, &e);
     if (a.report && (s = cl_output_commit(&rep, &e)) != CL_OK) cl_die_status(s, &e);
-    cl_info("%d heads in %.2f s (after reading %" PRIu64 " images)", hs.nsel, cl_now() - t0, hs.n);
+    cl_info("%d heads: reading %" PRIu64 " images and their statistics %.3f s, TextSpan %.3f s", hs.nsel, hs.n,
+            t_read, cl_now() - t0);
     cl_header_free(&h);
     cl_opts_free(&a.opts);
     return 0;
