@@ -50,9 +50,9 @@ void cl_layernorm(float *y, float *mean, float *std, const float *x, const float
                   int rows, int d, float eps);
 
 /* In place; split over the workers. On AVX2+FMA CPUs 8-wide kernels with a polynomial
- * exp (~1e-7 relative) and erf (A&S 7.1.26, < 2e-7 absolute, as PyTorch's vectorised
- * CPU GELU); the _ref kernels are the plain definitions with erff / expf, used on
- * other CPUs or when the environment has CLIPLENS_REF_KERNELS=1. */
+ * exp (~1e-7 relative) and erf (see linalg.c; GELU as accurate as with erff); the _ref
+ * kernels are the plain definitions with erff / expf, used on other CPUs or when the
+ * environment has CLIPLENS_REF_KERNELS=1. */
 void cl_gelu(float *x, size_t n);        /* x * (1 + erf(x / sqrt 2)) / 2 */
 void cl_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
 void cl_gelu_ref(float *x, size_t n);
