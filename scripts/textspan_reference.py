@@ -19,7 +19,8 @@ Subcommands:
       TextSpan for every head of the chosen layers; OUT is a kind "textspan" stream as
       clip-textspan writes it, plus per item "recon" [N,E] (P1's reconstruction),
       meta "std" (P1's criterion at each pick), "margin" ((best - second) / best std at
-      each pick: near-ties are where float32 and double may part) and "indices".
+      each pick: near-ties are where float32 and double may part) and "indices";
+      --picks FILE also writes the texts as TSV (L.H, then the texts in order).
   synth --seed S -o DIR      synthetic fixtures with planted text directions
   bench [--n 10000 --dim 768 --texts 3498 --per-head 20]
       random data; time P1-style TextSpan of one head (CPU, torch threads as set).
@@ -118,6 +119,10 @@ def cmd_run(a):
             items.append(("%d.%d" % (l, h), meta, {"basis": dirs, "mean": C.mean(0).astype(np.float32),
                                                     "recon": recon.astype(np.float32)}))
     write_stream(a.output, "textspan", items, meta={"rank": a.rank, "per_head": a.per_head})
+    if a.picks:
+        with open(a.picks, "w") as f:
+            for id, meta, _ in items:
+                f.write("\t".join([id] + meta["texts"]) + "\n")
 
 
 def unit(v):
@@ -192,6 +197,7 @@ def main():
     r.add_argument("--per-head", type=int, default=10)
     r.add_argument("--rank", type=int, default=80)
     r.add_argument("-o", "--output", required=True)
+    r.add_argument("--picks", help="also write the picked texts as TSV: L.H, then the texts in order")
     s = sub.add_parser("synth")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--dim", type=int, default=24)
