@@ -54,6 +54,12 @@ clip-textspan -q --pool "$T/pool.cts" --per-head 3 -o "$T/basis.cts" "$T/parts.c
 run clip-ablate -c "$T/cls.cts" --replace "$T/basis.cts" --mean layers:0 "$T/parts.cts"; expect_rc 0
 expect_out "mean layers:0 + replace $T/basis.cts	40"
 
+case_ "CLS-to-CLS ablation on heads per token; f16 parts"
+(cd "$T" && clip-decompose -q -m "$M" --manifest - --tokens -o "$T/tok.cts" < "$T/a/manifest.tsv")
+(cd "$T" && clip-decompose -q -m "$M" --manifest - --dtype f16 -o "$T/half.cts" < "$T/a/manifest.tsv")
+run clip-ablate -c "$T/cls.cts" --mean cls:all "$T/tok.cts"; expect_rc 0; expect_out "mean cls:all	40	"
+run clip-ablate -c "$T/cls.cts" --mean mlps:all "$T/half.cts"; expect_rc 0; expect_out "mean mlps:all	40	"
+
 case_ "ablated embeddings"
 run clip-ablate -c "$T/cls.cts" --mean mlps:all -o "$T/emb.cts" "$T/parts.cts"; expect_rc 0; expect_out "baseline"
 run clip-tensor info "$T/emb.cts"; expect_out "kind: image"; expect_out "items: 40"; expect_out "tensor: embedding f32 [32]"

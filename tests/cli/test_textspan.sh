@@ -55,6 +55,15 @@ run clip-tensor info "$T/ts1.cts"; expect_out "items: 4"
 run clip-textspan -q --pool "$T/pool.cts" --layers 0 -o "$T/x.cts" "$T/parts1.cts"
 expect_rc 1; expect_err "--layers 0"; expect_err "available 1"; expect_no_file "$T/x.cts"
 
+case_ "heads per token are summed; f16 parts work"
+(cd "$T" && clip-decompose -q -m "$M" --manifest - --tokens -o "$T/tok.cts" < "$T/ds/manifest.tsv")
+(cd "$T" && clip-decompose -q -m "$M" --manifest - --dtype f16 -o "$T/half.cts" < "$T/ds/manifest.tsv")
+clip-textspan -q --pool "$T/pool.cts" --per-head 3 --report "$T/rp.txt" -o "$T/p.cts" "$T/parts.cts"
+run clip-textspan -q --pool "$T/pool.cts" --per-head 3 --report "$T/rt.txt" -o "$T/t.cts" "$T/tok.cts"; expect_rc 0
+if [ "$(picks "$T/rt.txt")" = "$(picks "$T/rp.txt")" ]; then ok; else bad "token sums pick other texts"; fi
+run clip-textspan -q --pool "$T/pool.cts" --per-head 3 --report "$T/rh.txt" -o "$T/h.cts" "$T/half.cts"; expect_rc 0
+run clip-tensor info "$T/h.cts"; expect_out "tensor: basis f32 [3,32] in 8 items"
+
 case_ "a pool of another model is refused"
 run clip-encode -m "$MO" --texts "$T/pool.txt" -o "$T/pool_other.cts"; expect_rc 0
 run clip-textspan --pool "$T/pool_other.cts" -o "$T/x.cts" "$T/parts.cts"
