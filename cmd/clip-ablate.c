@@ -264,11 +264,8 @@ static void eval_build(struct eval *ev, const struct args *a, const struct cl_pa
         if (r > has_int) {
             int k = r - 1 - has_int;
             size_t at = strlen(row->name);
-            snprintf(row->name + at, sizeof row->name - at, "%s%s %d-%d", at ? " + " : "",
-                     strcmp(a->sweep, "attn") == 0 ? "mean layers:" : "mean mlps:", sh->layers[0], sh->layers[k]);
-            /* compact "mean layers: 0-3" into "mean layers:0-3" */
-            char *sp = strstr(row->name + at, ": ");
-            if (sp) memmove(sp + 1, sp + 2, strlen(sp + 2) + 1);
+            snprintf(row->name + at, sizeof row->name - at, "%smean %s:%d-%d", at ? " + " : "",
+                     strcmp(a->sweep, "attn") == 0 ? "layers" : "mlps", sh->layers[0], sh->layers[k]);
             for (int t = 0; t <= k; t++) {
                 if (strcmp(a->sweep, "attn") == 0)
                     for (int h = 0; h < sh->H; h++) row->ab.head[t * sh->H + h] = CL_ACT_MEAN;
