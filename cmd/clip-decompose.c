@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "decompose.h"
 #include "image.h"
+#include "linalg.h"
 #include "manifest.h"
 #include "model.h"
 #include "preprocess.h"
@@ -198,6 +199,20 @@ static void job_open(struct job *j, const struct args *a, struct cl_output *out)
     cl_progress_start(&j->prog, "decompose", a->nimages > 0 ? (uint64_t)a->nimages : 0);
 }
 
+/* Conversion of f32 parts to the output dtype, spread over the worker threads in chunks
+ * (a token decomposition of a large model is millions of values per image). */
+#define CONVERT_CHUNK 16384
+struct convert_job { void *dst; enum cl_dtype dt; const float *src; size_t n; };
+
+static void convert_chunks(void *ctx, int begin, int end, int worker)
+{
+    const struct convert_job *j = ctx;
+    size_t lo = (size_t)begin * CONVERT_CHUNK, hi = (size_t)end * CONVERT_CHUNK;
+    (void)worker;
+    if (hi > j->n) hi = j->n;
+    cl_convert_from_f32((char *)j->dst + lo * cl_dtype_size(j->dt), j->dt, j->src + lo, hi - lo);
+}
+
 /* Add tensor name [shape] of dtype dt to the item, converted from f32 src. */
 static void put(struct cl_item *it, const char *name, enum cl_dtype dt, int ndim, const int64_t *shape,
                 const float *src, const char *const *axes)
@@ -208,7 +223,8 @@ static void put(struct cl_item *it, const char *name, enum cl_dtype dt, int ndim
     if ((s = cl_item_add(it, name, dt, ndim, shape, &t, &e)) != CL_OK ||
         (s = cl_tensor_set_axes(t, axes, &e)) != CL_OK)
         cl_die_status(s, &e);
-    cl_convert_from_f32(t->data, dt, src, cl_tensor_numel(t));
+    struct convert_job job = {t->data, dt, src, cl_tensor_numel(t)};
+    cl_parallel_for((int)((job.n + CONVERT_CHUNK - 1) / CONVERT_CHUNK), 4, convert_chunks, &job);
 }
 
 /* The item of one image's parts. */

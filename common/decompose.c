@@ -32,7 +32,8 @@ struct cl_decomposer {
     /* image-independent */
     float *post;           /* [E, D] P diag(g), right-centred when CENTERED */
     float *pg, *pb;        /* [E] P g, P b */
-    float *px0;            /* [E] post x0, x0 the CLS residual entering block 0 */
+    float *x0;             /* [D] the CLS residual entering block 0 (the same for every image) */
+    float *px0;            /* [E] post x0 */
     float *qaug;           /* [L', H, E, X] */
     float *wn;             /* [M, E] post w_n of MLP layer l1 */
     float *u;              /* [M, K2, E] second-order vectors of MLP layer l2 */
@@ -40,6 +41,8 @@ struct cl_decomposer {
     const struct cl_vit_capture *cap;
     int n;
     float *a, *ms, *bs;    /* [B] 1/(sigma |e|), mean share, bias share of one component */
+    float *mu, *sigma;     /* [B] ln_post statistics of the final CLS residual */
+    float *z;              /* [2, D] the final CLS residual of one image; LN scratch */
     float *embedding;      /* [B, E] */
     float *embed;          /* [B, E] */
     float *heads;          /* [B, L', H, E] (without tokens) */
@@ -249,19 +252,19 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     int first = op.neurons >= 0, second = op.second_order >= 0;
     size_t xrows = B > N ? B : N;
     size_t sizes[] = {
-        E * D, E, E, E,                                  /* post, pg, pb, px0 */
+        E * D, E, E, D, E,                               /* post, pg, pb, x0, px0 */
         Lk * H * E * X,                                  /* qaug */
         first ? M * E : 0, second ? M * K2 * E : 0,      /* wn, u */
-        B, B, B,                                         /* a, ms, bs */
+        B, B, B, B, B, 2 * D,                            /* a, ms, bs, mu, sigma, z */
         B * E, B * E, op.tokens ? 0 : B * Lk * H * E,    /* embedding, embed, heads */
         B * Lk * E, B * E, B * E,                        /* mlps, rest, bias */
         Lz * B * E, Lz * B * E, B * D,                   /* ya, ym, ctx */
-        xrows * X > 2 * E + D ? xrows * X : 2 * E + D,   /* x (also init scratch: x0 [D], 2 E) */
+        xrows * X > 2 * E ? xrows * X : 2 * E,           /* x (also init scratch of 2 E) */
         second ? B * M * K2 : 0, second ? K2 * N : 0,    /* s2, sk */
         second ? K2 * M : 0, second ? B * M * E : 0,     /* sm, neurons2 */
         op.tokens ? Lk * H * N * E : 0, first ? M * E : 0, /* tok, neurons */
     };
-    _Static_assert(sizeof sizes / sizeof *sizes == 26, "one size per carved buffer");
+    _Static_assert(sizeof sizes / sizeof *sizes == 30, "one size per carved buffer");
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         total += up16(sizes[i]);
@@ -273,7 +276,8 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     }
     memset(d->mem, 0, total * sizeof(float));
     float *at = d->mem;
-    float **dst[] = {&d->post, &d->pg, &d->pb, &d->px0, &d->qaug, &d->wn, &d->u, &d->a, &d->ms, &d->bs,
+    float **dst[] = {&d->post, &d->pg, &d->pb, &d->x0, &d->px0, &d->qaug, &d->wn, &d->u, &d->a, &d->ms, &d->bs, &d->mu,
+                     &d->sigma, &d->z,
                      &d->embedding, &d->embed, &d->heads, &d->mlps, &d->rest, &d->bias, &d->ya, &d->ym,
                      &d->ctx, &d->x, &d->s2, &d->sk, &d->sm, &d->neurons2, &d->tok, &d->neurons};
     for (size_t i = 0; i < sizeof dst / sizeof *dst; i++)
@@ -291,11 +295,10 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     const struct cl_vision_weights *w = &m->vis;
     build_post(d->post, d->pg, d->pb, w, d->E, d->D, op.ln == CL_LN_CENTERED);
     /* x0: LN_pre(class embedding + position 0), the same CLS residual for every image */
-    float *x0 = d->x;
     for (int i = 0; i < d->D; i++)
-        x0[i] = w->cls[i] + w->pos[i];
-    cl_layernorm(x0, NULL, NULL, x0, w->ln_pre_g, w->ln_pre_b, 1, d->D, c->vision.ln_eps);
-    matvec(d->px0, d->post, x0, d->E, d->D);
+        d->x0[i] = w->cls[i] + w->pos[i];
+    cl_layernorm(d->x0, NULL, NULL, d->x0, w->ln_pre_g, w->ln_pre_b, 1, d->D, c->vision.ln_eps);
+    matvec(d->px0, d->post, d->x0, d->E, d->D);
     build_qaug(d, tmp);
     if (first)
         build_wn(d, tmp);
@@ -319,8 +322,10 @@ void cl_decomposer_free(struct cl_decomposer *d)
 enum cl_status cl_decomposer_capture_new(const struct cl_decomposer *d, struct cl_vit_capture **cap,
                                          struct cl_err *e)
 {
+    /* no CL_CAP_LN unless the second order needs ln_1's stds: ln_post's statistics are
+     * recomputed from the CLS outputs, so the last block may stay CLS-only as in encoding */
     uint8_t sel[CL_MODEL_MAX_LAYERS] = {0};
-    unsigned flags = CL_CAP_LN | CL_CAP_ATTN_CLS | CL_CAP_VALUES | CL_CAP_CLS_OUT;
+    unsigned flags = CL_CAP_ATTN_CLS | CL_CAP_VALUES | CL_CAP_CLS_OUT | (d->K2 ? CL_CAP_LN : 0);
     if (d->o.neurons >= 0 || d->o.second_order >= 0) {
         flags |= CL_CAP_MLP_ACT;
         if (d->o.neurons >= 0)
@@ -341,6 +346,28 @@ static void affine(float *y, const float *x, float a, const float *pg, float ms,
         y[i] = x[i] * a + pg[i] * ms + pb[i] * bs;
 }
 
+/* mu, sigma [n]: ln_post's statistics of z = x0 + sum_l (attn_l + mlp_l) at CLS, summed in the
+ * forward pass's order (so z is the forward's own) and normalised by the forward's LayerNorm. */
+static void ln_post_stats(struct cl_decomposer *d, int n)
+{
+    const struct cl_vision_weights *w = &d->m->vis;
+    const struct cl_vit_capture *cap = d->cap;
+    int D = d->D;
+    float *z = d->z, *scratch = d->z + D;
+    for (int b = 0; b < n; b++) {
+        memcpy(z, d->x0, (size_t)D * sizeof *z);
+        for (int l = 0; l < d->L; l++) {
+            const float *ao = cl_cap_attn_out_cls(cap, l, b), *mo = cl_cap_mlp_out_cls(cap, l, b);
+            for (int i = 0; i < D; i++)
+                z[i] += ao[i];
+            for (int i = 0; i < D; i++)
+                z[i] += mo[i];
+        }
+        cl_layernorm(scratch, d->mu + b, d->sigma + b, z, w->ln_post_g, w->ln_post_b, 1, D,
+                     d->m->cfg.vision.ln_eps);
+    }
+}
+
 static enum cl_status check_capture(const struct cl_decomposer *d, const struct cl_vit_capture *cap, int n,
                                     struct cl_err *e)
 {
@@ -348,7 +375,7 @@ static enum cl_status check_capture(const struct cl_decomposer *d, const struct 
         return cl_errf(e, CL_ERR_USAGE, "decomposition of %d images: batch of at most %d, capture of %d", n,
                        d->max_batch, cap ? cap->n : 0);
     if (cap->layers != d->L || cap->tokens != d->N || cap->width != d->D || cap->heads != d->H ||
-        !cap->post_std || !cap->attn_cls || !cap->values || !cap->mlp_out_cls || !cap->ln1_std)
+        !cap->attn_cls || !cap->values || !cap->mlp_out_cls || !cap->attn_out_cls || (d->K2 && !cap->ln1_std))
         return cl_errf(e, CL_ERR_USAGE, "the capture lacks what the decomposition needs "
                                         "(make it with cl_decomposer_capture_new)");
     int layers[2] = {d->o.neurons, d->o.second_order};
@@ -441,19 +468,20 @@ enum cl_status cl_decompose_batch(struct cl_decomposer *d, const struct cl_vit_c
     int L = d->L, E = d->E, D = d->D, B = d->max_batch, cb = cap->batch;
     d->cap = cap;
     d->n = n;
+    ln_post_stats(d, n);
     /* per-image scalars, the embedding, the ln_pre term and the bias */
     for (int b = 0; b < n; b++) {
         const float *eb = emb + (size_t)b * E;
         double ss = 0;
         for (int i = 0; i < E; i++)
             ss += (double)eb[i] * eb[i];
-        double norm = sqrt(ss), sigma = cap->post_std[b];
+        double norm = sqrt(ss), sigma = d->sigma[b];
         if (!(norm > 0) || !isfinite(norm) || !(sigma > 0))
             return cl_errf(e, CL_ERR_DATA, "image %d of the batch: embedding norm %g, ln_post std %g "
                                            "(expected finite and positive)", b, norm, sigma);
         d->a[b] = (float)(1.0 / (sigma * norm));
         if (d->o.ln == CL_LN_UNIFORM) {
-            d->ms[b] = (float)(-cap->post_mean[b] / (sigma * norm) / (2 * L + 1));
+            d->ms[b] = (float)(-d->mu[b] / (sigma * norm) / (2 * L + 1));
             d->bs[b] = (float)(1.0 / (norm * (2 * L + 1)));
         } else {
             d->ms[b] = d->bs[b] = 0.0f;

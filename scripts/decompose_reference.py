@@ -8,8 +8,8 @@ Imports the model, loader and forward pass of scripts/reference.py.
 
   decompose_reference.py golden [OUTDIR]     goldens for the committed fixture models
                                              (default tests/fixtures/decompose)
-  decompose_reference.py bench MODELDIR [--threads 2] [--batch 2] [--iters 2]
-                         [--second-order 9] [--neuron-chunk 64] [--neurons 128]
+  decompose_reference.py bench MODELDIR [--threads 2] [--batch 1] [--iters 3]
+                         [--second-order L-3] [--neurons 128] [--neuron-chunk 32]
                                              the PyTorch side of bench/decompose.sh
 
 Dimension legend: B batch, L layers, H heads, Dh head width, N tokens, D width,
@@ -125,6 +125,18 @@ def check_sums(name, out, L):
         raise SystemExit(f"decompose_reference.py: {name}: parts sum off by {rel:.3g}")
 
 
+def check_bench_path(sd, c, pixels, t, l2):
+    """The bench's papers'-way functions give the goldens (so what is timed is right)."""
+    emb, rec = papers_forward(sd, c, pixels)
+    got = {"uniform.heads": papers_heads(sd, c, rec, emb, True).permute(0, 1, 3, 2, 4)}
+    emb, rec = papers_forward(sd, c, pixels, heads=False, second=l2)
+    got["neurons2"] = papers_second_order(sd, c, rec, emb, l2, c["mlp"], 7)
+    for k, v in got.items():
+        rel = ((v - t[k]).norm() / t[k].norm()).item()
+        if rel > 1e-10:
+            raise SystemExit(f"decompose_reference.py: bench path {k} differs from the golden by {rel:.3g}")
+
+
 def cmd_golden(a):
     os.makedirs(a.outdir, exist_ok=True)
     for fx in FIXTURES:
@@ -143,6 +155,7 @@ def cmd_golden(a):
                         t[f"{conv}.{k}"] = v
             t["embedding"] = out["embedding"]
             t["neurons2"] = second_order_direct(sd64, c, cap, emb, n2)
+            check_bench_path(sd64, c, pixels.double(), t, n2)
         path = os.path.join(a.outdir, fx + ".safetensors")
         R.write_safetensors(path, t, torch.float32,
                             {"neurons_layer": str(n1), "second_order_layer": str(n2), "images": "golden/" + fx})
@@ -172,10 +185,11 @@ def attention_heads_all_queries(sd, c, x, l, cap_cls):
     return per.sum((2, 3)) + sd[p + "attn.out_proj.bias"], attn
 
 
-def papers_forward(sd, c, pixels, second=None):
-    """Forward pass recording per-token head outputs of the CLS query (all queries computed,
-    as P1's code), MLP outputs at CLS, LN_post statistics; second = l2 also records the
-    activations, ln_1 stds and CLS attention the direct second-order formula needs."""
+def papers_forward(sd, c, pixels, heads=True, second=None):
+    """Forward pass recording, with heads, per-token head outputs of the CLS query (all
+    queries computed, as P1's code), MLP outputs at CLS and LN_post statistics; second = l2
+    records the activations of MLP l2 and the later layers' ln_1 stds and CLS attention
+    that the direct second-order formula needs."""
     P = c["patch"]
     B = pixels.shape[0]
     f = R.act_fn(c["act"])
@@ -185,11 +199,13 @@ def papers_forward(sd, c, pixels, second=None):
     rec = {"heads": [], "mlps": [], "x0": x[:, 0], "attn": {}, "ln1_std": {}}
     for l in range(c["layers"]):
         p = blk(l)
+        if heads:
+            ao, attn = attention_heads_all_queries(sd, c, x, l, rec["heads"])
+        else:
+            ao, attn = attention_plain(sd, c, x, l)
         if second is not None and l > second:
-            _, _, s1 = R.layer_norm(x, sd, p + "ln_1", c["eps"])
-            rec["ln1_std"][l] = s1
-        ao, attn = attention_heads_all_queries(sd, c, x, l, rec["heads"])
-        rec["attn"][l] = attn[:, :, 0]
+            _, _, rec["ln1_std"][l] = R.layer_norm(x, sd, p + "ln_1", c["eps"])
+            rec["attn"][l] = attn[:, :, 0]
         x = x + ao
         h2, _, _ = R.layer_norm(x, sd, p + "ln_2", c["eps"])
         hid = f(torch.nn.functional.linear(h2, sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"]))
@@ -200,6 +216,20 @@ def papers_forward(sd, c, pixels, second=None):
         x = x + mo
     pooled, rec["post_mean"], rec["post_std"] = R.layer_norm(x[:, 0], sd, "visual.ln_post", c["eps"])
     return pooled @ sd["visual.proj"], rec
+
+
+def attention_plain(sd, c, x, l):
+    """One attention layer without per-head outputs -> (output, attention [B, H, N, N])."""
+    B, N, D = x.shape
+    H = c["heads"]
+    Dh = D // H
+    p = blk(l)
+    h, _, _ = R.layer_norm(x, sd, p + "ln_1", c["eps"])
+    qkv = torch.nn.functional.linear(h, sd[p + "attn.in_proj_weight"], sd[p + "attn.in_proj_bias"])
+    q, k, v = (t.reshape(B, N, H, Dh).transpose(1, 2) for t in qkv.split(D, dim=-1))
+    attn = ((q * Dh ** -0.5) @ k.transpose(-1, -2)).softmax(-1)
+    ctx = (attn @ v).transpose(1, 2).reshape(B, N, D)
+    return torch.nn.functional.linear(ctx, sd[p + "attn.out_proj.weight"], sd[p + "attn.out_proj.bias"]), attn
 
 
 def papers_heads(sd, c, rec, emb, tokens):
@@ -234,41 +264,47 @@ def papers_second_order(sd, c, rec, emb, l2, neurons, chunk):
 
 
 def cmd_bench(a):
+    """Seconds per image: encode (the module model), the papers' heads and heads x tokens
+    (all of P1's per-query, per-token head outputs materialised), and P2's direct second-order
+    formula for one layer (timed on a subset of neurons and scaled to all M: its cost is
+    linear in the neurons).  The decompositions are slow: timed once, without warm-up."""
     torch.set_num_threads(a.threads)
     c, sd = R.load_dir(a.modeldir)
     model = R.build_module(sd, c).visual
     g = torch.Generator().manual_seed(0)
     x = torch.randn(a.batch, 3, c["image_size"], c["image_size"], generator=g)
     l2 = a.second_order if a.second_order >= 0 else c["layers"] - 3
-    imgs = a.batch * a.iters
+    k = min(a.neurons, c["mlp"])
 
-    def timed(fn):
-        fn()  # warm-up
-        t0 = time.perf_counter()
-        for _ in range(a.iters):
+    def timed(fn, iters, warm):
+        if warm:
             fn()
-        return (time.perf_counter() - t0) / imgs
-
-    with torch.inference_mode():
-        t_enc = timed(lambda: model(x))
-
-        def heads(tokens):
-            emb, rec = papers_forward(sd, c, x)
-            return papers_heads(sd, c, rec, emb, tokens)
-        t_heads = timed(lambda: heads(False))
-        t_tok = timed(lambda: heads(True))
-        # second order: the forward once, then the direct formula on a subset of the neurons,
-        # scaled to all M (its cost is linear in the neurons)
         t0 = time.perf_counter()
-        emb, rec = papers_forward(sd, c, x, second=l2)
-        t_fwd = time.perf_counter() - t0
-        k = min(a.neurons, c["mlp"])
+        for _ in range(iters):
+            fn()
+        return (time.perf_counter() - t0) / (iters * a.batch)
+
+    def heads(tokens):
+        emb, rec = papers_forward(sd, c, x)
+        return papers_heads(sd, c, rec, emb, tokens)
+
+    def second():
+        emb, rec = papers_forward(sd, c, x, heads=False, second=l2)
         t0 = time.perf_counter()
         papers_second_order(sd, c, rec, emb, l2, k, a.neuron_chunk)
-        t_sub = time.perf_counter() - t0
-        t_second = (t_fwd + t_sub * c["mlp"] / k) / a.batch
+        return time.perf_counter() - t0
+
+    with torch.inference_mode():
+        t_enc = timed(lambda: model(x), a.iters, True)
+        t_heads = timed(lambda: heads(False), 1, False)
+        t_tok = timed(lambda: heads(True), 1, False)
+        t0 = time.perf_counter()
+        t_sub = second()
+        t_all = time.perf_counter() - t0
+        t_second = (t_all - t_sub + t_sub * c["mlp"] / k) / a.batch
     print(f"torch encode_s {t_enc:.4f} heads_s {t_heads:.4f} tokens_s {t_tok:.4f} "
-          f"second_s {t_second:.4f} second_layer {l2} second_neurons_timed {k} threads {torch.get_num_threads()}")
+          f"second_s {t_second:.4f} second_layer {l2} second_neurons_timed {k} batch {a.batch} "
+          f"threads {torch.get_num_threads()}")
 
 
 def main():
@@ -280,8 +316,8 @@ def main():
     p = sub.add_parser("bench")
     p.add_argument("modeldir")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--iters", type=int, default=2)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--iters", type=int, default=3)
     p.add_argument("--second-order", type=int, default=-1)
     p.add_argument("--neurons", type=int, default=128)
     p.add_argument("--neuron-chunk", type=int, default=32)

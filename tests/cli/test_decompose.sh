@@ -116,6 +116,20 @@ run clip-decompose -m "$M" "$T/imgs/$1" "$IMG/bad_trunc_half.png" "$T/missing.pn
 expect_rc 0; expect_err "skipped 2 unreadable images"; expect_err "missing.png"
 run clip-tensor info "$T/skip.cts"; expect_out "items: 1"
 
+case_ "1,000 images with --layers and --dtype f16 stay within the memory of one batch"
+if [ -x /usr/bin/time ]; then
+    for n in 100 1000; do
+        yes "$T/imgs/$1" | head -$n > "$T/many$n.txt"
+        /usr/bin/time -f %M -o "$T/rss$n" clip-decompose -m "$M" -t 1 -q --layers 1 --dtype f16 --tokens \
+            --neurons 1 --second-order 0 < "$T/many$n.txt" > "$T/many$n.cts"
+    done
+    r100=$(cat "$T/rss100"); r1000=$(cat "$T/rss1000")
+    if [ "$r1000" -le $((r100 + 1024)) ]; then ok; else bad "peak RSS $r1000 KB for 1,000 images vs $r100 KB for 100"; fi
+    run clip-tensor info "$T/many1000.cts"; expect_out "items: 1000"
+else
+    echo "SKIP memory check: /usr/bin/time not installed"
+fi
+
 case_ "usage errors: exit 1, no output"
 run clip-decompose -m "$M" --bogus "$T/imgs/$1"; expect_rc 1; expect_out_empty
 run clip-decompose -m "$M" --ln median "$T/imgs/$1"; expect_rc 1; expect_err "expected uniform or centered"
