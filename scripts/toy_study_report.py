@@ -9,6 +9,8 @@ spurious splits) and runs the steps that depend on those results with the C tool
       that family holds at least half of its explained variance (distractors never).
       Each assigned head is then checked against the scenes' true attributes with
       clip-retrieve --match (precision at 10 of the attribute of object 0, vs chance);
+  (b) how much the texts capture: heads replaced by their TextSpan reconstructions,
+      with the early layers mean-ablated (P1's experiment);
   (c) the spurious split: clip-ablate on the balanced test split, means from the
       spurious training split, mean-ablating the background heads found in (a),
       against as many heads drawn at random from the other heads (5 draws).
@@ -93,6 +95,25 @@ def main():
     curve = json.load(open(os.path.join(d, "curve.json")))
     mlps = json.load(open(os.path.join(d, "mlps.json")))
 
+    # (b') how much of the heads the texts capture: replace heads by their TextSpan
+    # reconstruction (P1: mean-ablate the early layers, replace the late heads)
+    layers = sorted({h["layer"] for h in heads})
+    late, early = layers[len(layers) // 2:], layers[:len(layers) // 2]
+    parts = []
+    for l in late:
+        part = os.path.join(d, "basis_layer%d.cts" % l)
+        run([b + "/clip-tensor", "select", "-q", "--meta", "layer=%d" % l, os.path.join(d, "basis.cts"), "-o", part])
+        parts.append(part)
+    late_basis = os.path.join(d, "basis_late.cts")
+    run([b + "/clip-tensor", "cat", "-q"] + parts + ["-o", late_basis])
+    shapes = [b + "/clip-ablate", "-q", "-c", os.path.join(d, "shapes.cts"), "--json", world]
+    early_spec = ["--mean", "layers:" + ",".join(map(str, early))] if early else []
+    replace = {"late": late, "early": early,
+               "rows": [ablate_json(shapes + ["--replace", os.path.join(d, "basis.cts")])["rows"][1]]}
+    if early:
+        replace["rows"].append(ablate_json(shapes + early_spec)["rows"][1])
+        replace["rows"].append(ablate_json(shapes + early_spec + ["--replace", late_basis])["rows"][1])
+
     # (c) spurious split
     bg = [h["head"] for h in heads if h["family"] == "background"]
     others = [h["head"] for h in heads if h["family"] != "background"]
@@ -129,7 +150,7 @@ def main():
         crit["background heads beat random heads"] = False
 
     results = {"model": a.model, "heads": heads, "found": found, "whole_embedding_retrieval": whole,
-               "curve": curve, "mlps": mlps, "spurious": spur, "criteria": crit}
+               "curve": curve, "mlps": mlps, "replace": replace, "spurious": spur, "criteria": crit}
     with open(os.path.join(d, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     write_report(a.output, results, d)
@@ -171,6 +192,16 @@ def write_report(path, R, d):
     w("|---|---|")
     for row in R["curve"]["rows"] + R["mlps"]["rows"][1:]:
         w("| %s | %s |" % (row["intervention"], pct(row["accuracy"])))
+    w("")
+    Rp = R["replace"]
+    w("\nHeads replaced by their TextSpan reconstruction (mean + projection on their %s texts), "
+      "same task; late layers %s, early layers %s:\n" % (R["heads"] and len(R["heads"][0]["texts"]) or 0,
+                                                        Rp["late"], Rp["early"] or "none"))
+    w("| intervention | accuracy |")
+    w("|---|---|")
+    w("| baseline | %s |" % pct(R["curve"]["rows"][0]["accuracy"]))
+    for row in Rp["rows"]:
+        w("| %s | %s |" % (row["intervention"].replace(d + "/", ""), pct(row["accuracy"])))
     w("")
     w("## (c) The spurious split (triangle vs square; backgrounds water-like vs land-like)\n")
     S = R["spurious"]

@@ -12,7 +12,7 @@ run make -s -f "$ROOT/pipelines/toy_study.mk" MODEL="$M" OUT="$T/study" N=200 NS
 expect_rc 0
 R=$T/study/report.md
 for s in "## Criteria" "## (a) What each head writes" "## (b) Mean-ablation over layers" "## (c) The spurious split" \
-         "| 1.3 |" "| mean layers:0-1 |" "| mean mlps:0-1 |" "| baseline |"; do
+         "| 1.3 |" "| mean layers:0-1 |" "| mean mlps:0-1 |" "| baseline |" "| mean layers:0 + replace basis_late.cts |"; do
     grep -qF -- "$s" "$R" && ok || bad "report lacks '$s'"
 done
 expect_file "$T/study/results.json"; expect_file "$T/study/textspan.txt"
