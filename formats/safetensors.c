@@ -211,6 +211,7 @@ enum cl_status cl_safetensors_open(struct cl_safetensors **out, const char *path
         else {
             st->map = m;
             st->map_size = (size_t)sb.st_size;
+            st->mapped = 1;
         }
     }
     close(fd);
@@ -224,11 +225,31 @@ enum cl_status cl_safetensors_open(struct cl_safetensors **out, const char *path
     return CL_OK;
 }
 
+enum cl_status cl_safetensors_open_mem(struct cl_safetensors **out, const void *buf, size_t len,
+                                       const char *name, struct cl_err *e)
+{
+    *out = NULL;
+    struct cl_safetensors *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = strdup(name))) {
+        free(st);
+        return cl_errf(e, CL_ERR_NOMEM, "%s: out of memory", name);
+    }
+    st->map = buf;
+    st->map_size = len;
+    enum cl_status s = parse_header(st, e);
+    if (s != CL_OK) {
+        cl_safetensors_close(st);
+        return s;
+    }
+    *out = st;
+    return CL_OK;
+}
+
 void cl_safetensors_close(struct cl_safetensors *st)
 {
     if (!st)
         return;
-    if (st->map)
+    if (st->map && st->mapped)
         munmap((void *)st->map, st->map_size);
     free(st->t);
     free(st->names);

@@ -58,9 +58,13 @@ struct cl_safetensors {
     int n;                       /* tensors, sorted by name */
     struct cl_st_tensor *t;      /* [n] */
     char *names;                 /* storage of all names */
+    int mapped;                  /* 1: map is our mmap of the file; 0: the caller's buffer */
 };
 
 enum cl_status cl_safetensors_open(struct cl_safetensors **out, const char *path, struct cl_err *e);
+/* The same over a buffer the caller keeps alive until close; name is used in messages. */
+enum cl_status cl_safetensors_open_mem(struct cl_safetensors **out, const void *buf, size_t len,
+                                       const char *name, struct cl_err *e);
 void cl_safetensors_close(struct cl_safetensors *st); /* NULL ok */
 
 /* The tensor called name, or NULL (binary search). Any dtype. */

@@ -222,6 +222,36 @@ static void test_bad_dtype_and_shape(void)
                 CL_ERR_DATA, "'w'", "shape[0]");
 }
 
+static void test_memory(void)
+{
+    static const char hdr[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    unsigned char buf[8 + sizeof hdr - 1 + 8];
+    uint64_t n = sizeof hdr - 1;
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)(n >> (8 * i));
+    memcpy(buf + 8, hdr, n);
+    float x[2] = {1.5f, -2};
+    memcpy(buf + 8 + n, x, 8);
+    struct cl_safetensors *st;
+    struct cl_err e = {{0}};
+    CHECKF(cl_safetensors_open_mem(&st, buf, sizeof buf, "mem", &e) == CL_OK, "%s", e.msg);
+    if (st) {
+        const struct cl_st_tensor *t;
+        float out[2];
+        CHECK(cl_safetensors_get(st, "w", &t, &e) == CL_OK);
+        if (t) {
+            cl_safetensors_read_f32(t, out);
+            CHECK(memcmp(out, x, 8) == 0);
+        }
+        cl_safetensors_close(st);
+    }
+    /* every truncation of the buffer fails cleanly, naming the buffer */
+    for (size_t len = 0; len < sizeof buf; len++) {
+        CHECK(cl_safetensors_open_mem(&st, buf, len, "mem", &e) == CL_ERR_DATA && st == NULL);
+        CHECKF(strncmp(e.msg, "mem: ", 5) == 0, "%s", e.msg);
+    }
+}
+
 static void test_duplicate(void)
 {
     float x[2] = {0};
@@ -253,7 +283,7 @@ int main(void)
     static const struct th_case cases[] = {
         TEST(test_good_file), TEST(test_empty_header), TEST(test_missing_file), TEST(test_short_files),
         TEST(test_bad_header_length), TEST(test_not_json), TEST(test_offsets_past_end),
-        TEST(test_wrong_length), TEST(test_bad_dtype_and_shape), TEST(test_duplicate),
+        TEST(test_wrong_length), TEST(test_bad_dtype_and_shape), TEST(test_duplicate), TEST(test_memory),
     };
     setup();
     int rc = th_run("safetensors", cases, (int)(sizeof cases / sizeof cases[0]));
