@@ -12,8 +12,9 @@
  *   z = x_0[0] + sum_l attn_l[0] + sum_l mlp_l[0],
  *   attn_l[0] = sum_h sum_i A_lh[0,i] W_O,h v_lh,i + b_O     (v includes b_V),
  *   mlp_l[0]  = sum_n act_ln,0 w_ln + b_proj                  (w_ln: column n of c_proj).
- * LN_post is linear once the image's own mean mu and std sigma of z are fixed, so a
- * summand c with a mean share m and bias share beta maps to
+ * LN_post is linear once the image's own mean mu and std sigma of z are fixed (computed
+ * from the captured CLS outputs, z summed in the forward pass's order), so a summand c
+ * with a mean share m and bias share beta maps to
  *   P (g (c - m) / sigma + beta) / |e|,
  * where P is the projection, g, b ln_post's weight and bias and |e| the norm of the
  * image's (unnormalised) embedding e.  Every part below has that form, and the parts
@@ -68,10 +69,15 @@
  *   for (b = 0; b < n; b++) { struct cl_decomposition p; cl_decompose_image(d, b, &p, &e); ... }
  *
  * Cost beyond the forward pass (per image): heads L D E and mlps L D E multiply-adds
- * (one small sgemm per head for the batch); tokens L H N (Dh+3) E (one sgemm per head
- * per image through precomputed [E, Dh+3] matrices P g W_O,h | b_O | g | b, never a
- * [N, D] vector per head); neurons M E; second order K2 (N M + M E).  Precomputed per
- * decomposer: L' H E (Dh+3) floats for heads, M E for neurons, M K2 E for second order.
+ * (one small sgemm per head for the batch); tokens L' H N (Dh+3) E (one sgemm per head
+ * per image through precomputed [E, Dh+3] matrices P g W_O,h | P g b_O | P g | P b, never
+ * a [N, D] vector per head); neurons M E; second order K2 (N M + M E) (one sgemm per
+ * image for s, one per neuron over the batch for the sum).  Precomputed per decomposer:
+ * L' H E (Dh+3) floats for heads, M E for neurons, M K2 E for second order (ViT-B/16,
+ * layer 9: 151 MB; layer 0: 830 MB).  The capture holds attention and values of every
+ * layer ([L,B,N,D]), ln_1 statistics only for the second order (which then runs the last
+ * block for every token), MLP activations only of the neuron layers; without them the
+ * last block stays CLS-only, as when encoding.
  * Memory is allocated at cl_decomposer_new for at most max_batch images; the calls per
  * batch and per image do not allocate.  Results depend only on the inputs, the batch
  * composition and the BLAS thread count (deterministic).

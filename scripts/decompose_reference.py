@@ -127,9 +127,14 @@ def check_sums(name, out, L):
 
 def check_bench_path(sd, c, pixels, t, l2):
     """The bench's papers'-way functions give the goldens (so what is timed is right)."""
-    emb, rec = papers_forward(sd, c, pixels)
+    emb, rec = papers_forward(sd, c, pixels, "spatial")
     got = {"uniform.heads": papers_heads(sd, c, rec, emb, True).permute(0, 1, 3, 2, 4)}
-    emb, rec = papers_forward(sd, c, pixels, heads=False, second=l2)
+    emb, rec = papers_forward(sd, c, pixels, "heads")
+    heads = papers_heads(sd, c, rec, emb, False)
+    rel = ((heads - t["uniform.heads"].sum(3)).norm() / heads.norm()).item()
+    if rel > 1e-10:
+        raise SystemExit(f"decompose_reference.py: bench path heads differ from the golden by {rel:.3g}")
+    emb, rec = papers_forward(sd, c, pixels, None, second=l2)
     got["neurons2"] = papers_second_order(sd, c, rec, emb, l2, c["mlp"], 7)
     for k, v in got.items():
         rel = ((v - t[k]).norm() / t[k].norm()).item()
@@ -164,32 +169,38 @@ def cmd_golden(a):
 
 # ---------------------------------------------------------------- bench (papers' way)
 
-def attention_heads_all_queries(sd, c, x, l, cap_cls):
-    """One attention layer as P1's hooked attention computes it: per query, source token and
-    head, W_O applied to A v ([B, N, N, H, D] materialised); the CLS query's slice kept."""
+def attention_layer(sd, c, x, l, method, heads_out):
+    """One attention layer -> (output [B, N, D], attention [B, H, N, N]).  As P1's hooked
+    attention computes it, per query token: method "spatial" materialises W_O,h A v per query,
+    source token and head ([B, N, N, H, D]); "heads" per query and head ([B, N, H, D]); the
+    CLS query's slice, with b_O split evenly, goes to heads_out.  None: plain attention."""
     B, N, D = x.shape
     H = c["heads"]
     Dh = D // H
     p = blk(l)
     h, _, _ = R.layer_norm(x, sd, p + "ln_1", c["eps"])
     qkv = torch.nn.functional.linear(h, sd[p + "attn.in_proj_weight"], sd[p + "attn.in_proj_bias"])
-    q, k, v = qkv.split(D, dim=-1)
-    q = q.reshape(B, N, H, Dh).transpose(1, 2) * Dh ** -0.5
-    k = k.reshape(B, N, H, Dh).transpose(1, 2)
-    v = v.reshape(B, N, H, Dh).transpose(1, 2)
-    attn = (q @ k.transpose(-1, -2)).softmax(-1)                     # [B, H, N, N]
-    Wo = sd[p + "attn.out_proj.weight"].reshape(D, H, Dh)
-    per = torch.einsum("bhnm,bhmc->bnmhc", attn, v)                  # [B, N, N, H, Dh]
-    per = torch.einsum("bnmhc,dhc->bnmhd", per, Wo)                  # [B, N, N, H, D]
-    cap_cls.append(per[:, 0] + sd[p + "attn.out_proj.bias"] / (H * N))  # [B, N, H, D]
-    return per.sum((2, 3)) + sd[p + "attn.out_proj.bias"], attn
+    q, k, v = (t.reshape(B, N, H, Dh).transpose(1, 2) for t in qkv.split(D, dim=-1))
+    attn = ((q * Dh ** -0.5) @ k.transpose(-1, -2)).softmax(-1)      # [B, H, N, N]
+    Wo, bo = sd[p + "attn.out_proj.weight"].reshape(D, H, Dh), sd[p + "attn.out_proj.bias"]
+    if method == "spatial":
+        per = torch.einsum("bhnm,bhmc->bnmhc", attn, v)              # [B, N, N, H, Dh]
+        per = torch.einsum("bnmhc,dhc->bnmhd", per, Wo)              # [B, N, N, H, D]
+        heads_out.append(per[:, 0] + bo / (H * N))                   # [B, N, H, D]
+        return per.sum((2, 3)) + bo, attn
+    if method == "heads":
+        per = torch.einsum("bhnm,bhmc->bnhc", attn, v)               # [B, N, H, Dh]
+        per = torch.einsum("bnhc,dhc->bnhd", per, Wo)                # [B, N, H, D]
+        heads_out.append(per[:, 0] + bo / H)                         # [B, H, D]
+        return per.sum(2) + bo, attn
+    ctx = (attn @ v).transpose(1, 2).reshape(B, N, D)
+    return torch.nn.functional.linear(ctx, sd[p + "attn.out_proj.weight"], bo), attn
 
 
-def papers_forward(sd, c, pixels, heads=True, second=None):
-    """Forward pass recording, with heads, per-token head outputs of the CLS query (all
-    queries computed, as P1's code), MLP outputs at CLS and LN_post statistics; second = l2
-    records the activations of MLP l2 and the later layers' ln_1 stds and CLS attention
-    that the direct second-order formula needs."""
+def papers_forward(sd, c, pixels, method=None, second=None):
+    """Forward pass recording per-head outputs of the CLS query (see attention_layer), MLP
+    outputs at CLS and LN_post statistics; second = l2 records the activations of MLP l2 and
+    the later layers' ln_1 stds and CLS attention the direct second-order formula needs."""
     P = c["patch"]
     B = pixels.shape[0]
     f = R.act_fn(c["act"])
@@ -199,10 +210,7 @@ def papers_forward(sd, c, pixels, heads=True, second=None):
     rec = {"heads": [], "mlps": [], "x0": x[:, 0], "attn": {}, "ln1_std": {}}
     for l in range(c["layers"]):
         p = blk(l)
-        if heads:
-            ao, attn = attention_heads_all_queries(sd, c, x, l, rec["heads"])
-        else:
-            ao, attn = attention_plain(sd, c, x, l)
+        ao, attn = attention_layer(sd, c, x, l, method, rec["heads"])
         if second is not None and l > second:
             _, _, rec["ln1_std"][l] = R.layer_norm(x, sd, p + "ln_1", c["eps"])
             rec["attn"][l] = attn[:, :, 0]
@@ -218,28 +226,14 @@ def papers_forward(sd, c, pixels, heads=True, second=None):
     return pooled @ sd["visual.proj"], rec
 
 
-def attention_plain(sd, c, x, l):
-    """One attention layer without per-head outputs -> (output, attention [B, H, N, N])."""
-    B, N, D = x.shape
-    H = c["heads"]
-    Dh = D // H
-    p = blk(l)
-    h, _, _ = R.layer_norm(x, sd, p + "ln_1", c["eps"])
-    qkv = torch.nn.functional.linear(h, sd[p + "attn.in_proj_weight"], sd[p + "attn.in_proj_bias"])
-    q, k, v = (t.reshape(B, N, H, Dh).transpose(1, 2) for t in qkv.split(D, dim=-1))
-    attn = ((q * Dh ** -0.5) @ k.transpose(-1, -2)).softmax(-1)
-    ctx = (attn @ v).transpose(1, 2).reshape(B, N, D)
-    return torch.nn.functional.linear(ctx, sd[p + "attn.out_proj.weight"], sd[p + "attn.out_proj.bias"]), attn
-
-
 def papers_heads(sd, c, rec, emb, tokens):
-    """P1's uniform convention on the materialised per-token head outputs [B, L, N, H, D]."""
+    """P1's uniform convention on the materialised head outputs: [B, L, N, H, E] from
+    method "spatial" (tokens), [B, L, H, E] from method "heads"."""
     L, H, N = c["layers"], c["heads"], c["tokens"]
     cap = {"post_mean": rec["post_mean"], "post_std": rec["post_std"]}
     heads = torch.stack(rec["heads"], 1)
-    out = ln_post_linear(sd, c, cap, heads, 1 / ((2 * L + 1) * H * N), "uniform")  # [B, L, N, H, E]
-    out = out / emb.norm(dim=-1)[:, None, None, None, None]
-    return out if tokens else out.sum(2)
+    out = ln_post_linear(sd, c, cap, heads, 1 / ((2 * L + 1) * H * (N if tokens else 1)), "uniform")
+    return out / emb.norm(dim=-1).reshape(-1, *([1] * (out.dim() - 1)))
 
 
 def papers_second_order(sd, c, rec, emb, l2, neurons, chunk):
@@ -265,7 +259,7 @@ def papers_second_order(sd, c, rec, emb, l2, neurons, chunk):
 
 def cmd_bench(a):
     """Seconds per image: encode (the module model), the papers' heads and heads x tokens
-    (all of P1's per-query, per-token head outputs materialised), and P2's direct second-order
+    (P1's per-query head outputs, per source token for tokens, materialised), and P2's direct second-order
     formula for one layer (timed on a subset of neurons and scaled to all M: its cost is
     linear in the neurons).  The decompositions are slow: timed once, without warm-up."""
     torch.set_num_threads(a.threads)
@@ -285,18 +279,18 @@ def cmd_bench(a):
         return (time.perf_counter() - t0) / (iters * a.batch)
 
     def heads(tokens):
-        emb, rec = papers_forward(sd, c, x)
+        emb, rec = papers_forward(sd, c, x, "spatial" if tokens else "heads")
         return papers_heads(sd, c, rec, emb, tokens)
 
     def second():
-        emb, rec = papers_forward(sd, c, x, heads=False, second=l2)
+        emb, rec = papers_forward(sd, c, x, None, second=l2)
         t0 = time.perf_counter()
         papers_second_order(sd, c, rec, emb, l2, k, a.neuron_chunk)
         return time.perf_counter() - t0
 
     with torch.inference_mode():
         t_enc = timed(lambda: model(x), a.iters, True)
-        t_heads = timed(lambda: heads(False), 1, False)
+        t_heads = timed(lambda: heads(False), a.iters, True)
         t_tok = timed(lambda: heads(True), 1, False)
         t0 = time.perf_counter()
         t_sub = second()
