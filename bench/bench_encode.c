@@ -22,7 +22,8 @@ static double now(void)
 
 static double cpu_seconds(const struct rusage *r)
 {
-    return (double)(r->ru_utime.tv_sec + r->ru_stime.tv_sec) + 1e-6 * (double)(r->ru_utime.tv_usec + r->ru_stime.tv_usec);
+    return (double)(r->ru_utime.tv_sec + r->ru_stime.tv_sec) +
+           1e-6 * (double)(r->ru_utime.tv_usec + r->ru_stime.tv_usec);
 }
 
 int main(int argc, char **argv)
@@ -58,8 +59,8 @@ int main(int argc, char **argv)
     double dt = now() - t0;
     getrusage(RUSAGE_SELF, &ru);
     printf("cliplens images %d seconds %.3f img/s %.2f threads %d sgemm_share %.3f peak_rss_mb %.0f "
-           "cpu_seconds %.3f\n", batch * iters, dt, batch * iters / dt, threads, cl_linalg_sgemm_seconds() / dt,
-           ru.ru_maxrss / 1024.0, cpu_seconds(&ru) - cpu_seconds(&ru0));
+           "cpu_seconds %.3f\n", batch * iters, dt, batch * iters / dt, threads,
+           cl_linalg_sgemm_seconds() / dt, ru.ru_maxrss / 1024.0, cpu_seconds(&ru) - cpu_seconds(&ru0));
     free(px);
     free(emb);
     cl_vit_state_free(s);

@@ -684,16 +684,21 @@ def cmd_bench(a):
     del sd
     g = torch.Generator().manual_seed(0)
     x = torch.randn(a.batch, 3, c["image_size"], c["image_size"], generator=g)
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     with torch.inference_mode():
         m(x)  # warm-up
-        t0 = time.perf_counter()
+        c0, t0 = cpu(), time.perf_counter()
         for _ in range(a.iters):
             m(x)
-        dt = time.perf_counter() - t0
-    import resource
+        dt, dc = time.perf_counter() - t0, cpu() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"torch images {a.batch * a.iters} seconds {dt:.3f} img/s {a.batch * a.iters / dt:.2f} "
-          f"threads {torch.get_num_threads()} peak_rss_mb {rss:.0f}")
+          f"threads {torch.get_num_threads()} peak_rss_mb {rss:.0f} cpu_seconds {dc:.3f}")
 
 
 def main():
