@@ -146,7 +146,7 @@ enum {
                                   resid[L] is the output of the last block */
     CL_CAP_CLS_OUT  = 1u << 6, /* attn_out_cls, mlp_out_cls [L,B,D]: what block l adds to the CLS
                                   token (attention incl. b_O; MLP incl. its bias); pooled [B,D]:
-                                  LN_post(x_cls) before the projection */
+                                  LN_post(x_cls) before the projection; post_mean, post_std [B] */
 };
 
 /* Buffers are NULL unless their flag was requested. std = sqrt(var + eps), the divisor. */
@@ -158,7 +158,8 @@ struct cl_vit_capture {
     int mlp_layers;              /* Lsel */
     float *ln1_mean, *ln1_std;   /* [L, B, N] */
     float *ln2_mean, *ln2_std;   /* [L, B, N] */
-    float *post_mean, *post_std; /* [B]: ln_post statistics of the final CLS residual */
+    float *post_mean, *post_std; /* [B]: ln_post statistics of the final CLS residual
+                                    (with CL_CAP_LN or CL_CAP_CLS_OUT) */
     float *attn;                 /* [L, B, H, N, N] */
     float *attn_cls;             /* [L, B, H, N] */
     float *values;               /* [L, B, N, D] */

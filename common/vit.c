@@ -147,11 +147,12 @@ enum cl_status cl_vit_capture_new(struct cl_vit_capture **out, const struct cl_m
         if ((s = CAP(cap->ln1_mean, "ln_1 means", L, B, N)) ||
             (s = CAP(cap->ln1_std, "ln_1 stds", L, B, N)) ||
             (s = CAP(cap->ln2_mean, "ln_2 means", L, B, N)) ||
-            (s = CAP(cap->ln2_std, "ln_2 stds", L, B, N)) ||
-            (s = CAP(cap->post_mean, "ln_post means", B)) ||
-            (s = CAP(cap->post_std, "ln_post stds", B)))
+            (s = CAP(cap->ln2_std, "ln_2 stds", L, B, N)))
             goto fail;
     }
+    if ((flags & (CL_CAP_LN | CL_CAP_CLS_OUT)) &&
+        ((s = CAP(cap->post_mean, "ln_post means", B)) || (s = CAP(cap->post_std, "ln_post stds", B))))
+        goto fail;
     if ((flags & CL_CAP_ATTN) && (s = CAP(cap->attn, "attention", L, B, H, N, N)))
         goto fail;
     if ((flags & CL_CAP_ATTN_CLS) && (s = CAP(cap->attn_cls, "CLS attention", L, B, H, N)))

@@ -159,6 +159,7 @@ static void check_light_capture(const struct cl_model *m, const float *pixels, i
                       (size_t)cap->width, 1e-5, 0);
             check_vec(what, cap->pooled + (size_t)b * cap->width, full->pooled + (size_t)b * cap->width,
                       (size_t)cap->width, 1e-5, 0);
+            check_vec(what, cap->post_std + b, full->post_std + b, 1, 1e-5, 0);
         }
     }
     free(emb);
