@@ -28,7 +28,7 @@ UNITS    := $(patsubst tests/unit/%.c,build/tests/%,$(sort $(wildcard tests/unit
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZERS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all test test-unit test-cli deps demo install uninstall fuzz test-long bench clean toyclip
+.PHONY: all test test-unit test-cli deps demo install uninstall fuzz test-long bench clean toyclip fullsize-fixtures
 all: $(PROGS)
 
 build/obj/%.o: %.c
@@ -52,6 +52,19 @@ test: all $(UNITS)
 
 deps:
 	@bash scripts/deps.sh
+
+# Random-weight models of real architectures and their PyTorch goldens for the
+# full-size parity test in test_model (which skips visibly without them).
+# B/32 (OpenCLIP, f32) and H/14-mini (head width 80, HF, f16); FULLSIZE=all adds B/16, L/14.
+FULLSIZE_MODELS := B/32:openclip:f32 H/14-mini:hf:f16 $(if $(filter all,$(FULLSIZE)),B/16:hf:f32 L/14:openclip:f16)
+fullsize-fixtures:
+	@for spec in $(FULLSIZE_MODELS); do \
+	  arch=$${spec%%:*}; rest=$${spec#*:}; layout=$${rest%%:*}; dtype=$${rest#*:}; \
+	  dir=build/fullsize/ViT-$$(echo $$arch | tr / -)-$$layout-$$dtype; \
+	  if [ ! -f $$dir/golden.safetensors ]; then echo "making $$dir"; \
+	    /usr/bin/python3 scripts/reference.py make-model --arch $$arch --layout $$layout --dtype $$dtype $$dir >/dev/null && \
+	    /usr/bin/python3 scripts/reference.py golden $$dir $$dir/golden.safetensors --images 2 --texts 3 || exit 1; fi; \
+	done
 
 demo: deps all
 	@bash pipelines/demo.sh
