@@ -381,6 +381,22 @@ const char *cl_model_dir(const char *flag_value, struct cl_err *e)
         return env;
     if (is_dir(CL_DEFAULT_MODEL_DIR))
         return CL_DEFAULT_MODEL_DIR;
+    /* installed: PREFIX/bin/prog -> PREFIX/share/cliplens/models/toyclip, wherever PREFIX is */
+    static char beside[4096];
+    ssize_t n = readlink("/proc/self/exe", beside, sizeof beside - 64);
+    if (n > 0) {
+        beside[n] = 0;
+        char *slash = strrchr(beside, '/');
+        if (slash) {
+            *slash = 0;
+            slash = strrchr(beside, '/');
+            if (slash) {
+                snprintf(slash, sizeof beside - (size_t)(slash - beside), "/share/cliplens/models/toyclip");
+                if (is_dir(beside))
+                    return beside;
+            }
+        }
+    }
     if (is_dir(CL_INSTALLED_MODEL_DIR))
         return CL_INSTALLED_MODEL_DIR;
     cl_errf(e, CL_ERR_USAGE, "no model: the bundled toy model is not built (expected %s or %s); pass -m DIR "
