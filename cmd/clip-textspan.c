@@ -152,6 +152,8 @@ static void load_pool(struct pool *p, const char *path)
 
 /* ------------------------------------------------------------ the heads */
 
+#define STATS_MAX_GIB 16 /* cap on the per-head E x E statistics held at once */
+
 struct heads {
     struct cl_parts_shape shape;
     int nsel;                        /* selected heads */
@@ -194,6 +196,10 @@ static void accumulate(struct heads *hs, const struct args *a, const struct pool
                 for (int t = sh->L > 4 ? sh->L - 4 : 0; t < sh->L; t++) rows[t] = 1;
             }
             for (int t = 0; t < sh->L; t++) hs->nsel += rows[t] ? sh->H : 0;
+            double gib = (double)hs->nsel * ((double)sh->E * sh->E + 129.0 * sh->E) * 8 / (1 << 30);
+            if (gib > STATS_MAX_GIB)
+                cl_die(2, "%s: %d heads of dim %d need %.1f GiB of statistics (at most %d): choose fewer with --layers",
+                       name, hs->nsel, sh->E, gib, STATS_MAX_GIB);
             hs->row = calloc((size_t)hs->nsel, sizeof *hs->row);
             hs->head = calloc((size_t)hs->nsel, sizeof *hs->head);
             hs->stats = calloc((size_t)hs->nsel, sizeof *hs->stats);
