@@ -155,49 +155,54 @@ static void build_qaug(struct cl_decomposer *d, float *tmp)
     }
 }
 
-/* wn [M, E] = (post W_proj)^T of MLP layer l1; tmp [E, M]. */
-static void build_wn(struct cl_decomposer *d, float *tmp)
+/* dst [cols, rows] = src [rows, cols]^T, in 32 x 32 tiles. */
+static void transpose(float *dst, const float *src, int rows, int cols)
 {
-    const struct cl_block *blk = &d->m->vis.blocks[d->o.neurons];
-    int E = d->E, D = d->D, M = d->M;
-    cl_gemm_nn(E, M, D, 1.0f, d->post, D, blk->w_proj, M, 0.0f, tmp, M);
-    for (int e = 0; e < E; e++)
-        for (int n = 0; n < M; n++)
-            d->wn[(size_t)n * E + e] = tmp[(size_t)e * M + n];
+    for (int r0 = 0; r0 < rows; r0 += 32)
+        for (int c0 = 0; c0 < cols; c0 += 32)
+            for (int r = r0; r < rows && r < r0 + 32; r++)
+                for (int c = c0; c < cols && c < c0 + 32; c++)
+                    dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+/* wn [M, E] = W_proj^T post^T of MLP layer l1; wt [M, D] scratch. */
+static void build_wn(struct cl_decomposer *d, float *wt)
+{
+    transpose(wt, d->m->vis.blocks[d->o.neurons].w_proj, d->D, d->M);
+    cl_gemm_nt(d->M, d->E, d->D, 1.0f, wt, d->D, d->post, d->D, 0.0f, d->wn, d->E);
 }
 
 /* u [M, K2, E]: u[n, (l'-l2-1) H + h] = P g C W_O,h W_V,h (g_l' C w_n), w_n column n of
- * layer l2's c_proj.  Scratch: post_c [E, D], pw [E, D], wc, gw, v [D, M], t [E, M]. */
-static void build_u(struct cl_decomposer *d, float *post_c, float *pw, float *wc, float *gw, float *v,
-                    float *t)
+ * layer l2's c_proj; computed row by row of neurons (n outermost), so each head's block is
+ * one sgemm writing u with row stride K2 E.  Scratch: post_c, pw [E, D]; wt, gt, vt [M, D]. */
+static void build_u(struct cl_decomposer *d, float *post_c, float *pw, float *wt, float *gt, float *vt)
 {
     const struct cl_vision_weights *w = &d->m->vis;
     int E = d->E, D = d->D, M = d->M, H = d->H, Dh = d->Dh, K2 = d->K2, l2 = d->o.second_order;
     float *pg = d->x, *pb = d->x + E; /* ignored copies of pg, pb */
     build_post(post_c, pg, pb, w, E, D, 1);
-    /* wc = C W_proj: every neuron's output vector centred over D */
-    memcpy(wc, w->blocks[l2].w_proj, (size_t)D * M * sizeof *wc);
+    /* wt = (C W_proj)^T: every neuron's output vector, centred over D, as a row */
+    transpose(wt, w->blocks[l2].w_proj, D, M);
     for (int n = 0; n < M; n++) {
+        float *r = wt + (size_t)n * D;
         double s = 0;
         for (int i = 0; i < D; i++)
-            s += wc[(size_t)i * M + n];
+            s += r[i];
         float mean = (float)(s / D);
         for (int i = 0; i < D; i++)
-            wc[(size_t)i * M + n] -= mean;
+            r[i] -= mean;
     }
     for (int lp = l2 + 1; lp < d->L; lp++) {
         const struct cl_block *blk = &w->blocks[lp];
-        for (int i = 0; i < D; i++)
-            for (int n = 0; n < M; n++)
-                gw[(size_t)i * M + n] = blk->ln1_g[i] * wc[(size_t)i * M + n];
-        cl_gemm_nn(D, M, D, 1.0f, blk->wv, D, gw, M, 0.0f, v, M);          /* v = W_V diag(g) C W */
-        cl_gemm_nn(E, D, D, 1.0f, post_c, D, blk->wo, D, 0.0f, pw, D);     /* pw = P g C W_O */
+        for (int n = 0; n < M; n++)
+            for (int i = 0; i < D; i++)
+                gt[(size_t)n * D + i] = wt[(size_t)n * D + i] * blk->ln1_g[i];
+        cl_gemm_nt(M, D, D, 1.0f, gt, D, blk->wv, D, 0.0f, vt, D);      /* vt = (W_V diag(g) C W)^T */
+        cl_gemm_nn(E, D, D, 1.0f, post_c, D, blk->wo, D, 0.0f, pw, D);  /* pw = P g C W_O */
         for (int h = 0; h < H; h++) {
             int k = (lp - l2 - 1) * H + h;
-            cl_gemm_nn(E, M, Dh, 1.0f, pw + (size_t)h * Dh, D, v + (size_t)h * Dh * M, M, 0.0f, t, M);
-            for (int e = 0; e < E; e++)
-                for (int n = 0; n < M; n++)
-                    d->u[((size_t)n * K2 + k) * E + e] = t[(size_t)e * M + n];
+            cl_gemm_nt(M, E, Dh, 1.0f, vt + (size_t)h * Dh, D, pw + (size_t)h * Dh, D, 0.0f,
+                       d->u + (size_t)k * E, K2 * E);
         }
     }
 }
@@ -283,9 +288,9 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     for (size_t i = 0; i < sizeof dst / sizeof *dst; i++)
         *dst[i] = carve(&at, sizes[i]);
 
-    /* init-time scratch: [E, max(D, M)] and, for second order, post_c, pw [E, D], three [D, M] */
-    size_t EW = E * (D > M ? D : M);
-    size_t scratch = up16(EW) + (second ? up16(E * D) * 2 + up16(D * M) * 3 : 0);
+    /* init-time scratch: [max(E, M), D] and, for second order, post_c, pw [E, D], two [M, D] */
+    size_t EW = (E > M ? E : M) * D;
+    size_t scratch = up16(EW) + (second ? up16(E * D) * 2 + up16(D * M) * 2 : 0);
     float *tmp = NULL;
     if (posix_memalign((void **)&tmp, 64, scratch * sizeof(float)) != 0) {
         cl_decomposer_free(d);
@@ -303,8 +308,8 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     if (first)
         build_wn(d, tmp);
     if (second && K2) {
-        float *pc = tmp + up16(EW), *pw = pc + up16(E * D), *wc = pw + up16(E * D);
-        build_u(d, pc, pw, wc, wc + up16(D * M), wc + 2 * up16(D * M), tmp);
+        float *pc = tmp + up16(EW), *pw = pc + up16(E * D), *gt = pw + up16(E * D);
+        build_u(d, pc, pw, tmp, gt, gt + up16(D * M));
     }
     free(tmp);
     *out = d;

@@ -258,7 +258,7 @@ def papers_second_order(sd, c, rec, emb, l2, neurons, chunk):
 
 
 def cmd_bench(a):
-    """Seconds per image: encode (the module model), the papers' heads and heads x tokens
+    """Wall and CPU seconds per image: encode (the module model), the papers' heads and heads x tokens
     (P1's per-query head outputs, per source token for tokens, materialised), and P2's direct second-order
     formula for one layer (timed on a subset of neurons and scaled to all M: its cost is
     linear in the neurons).  The decompositions are slow: timed once, without warm-up."""
@@ -271,34 +271,34 @@ def cmd_bench(a):
     k = min(a.neurons, c["mlp"])
 
     def timed(fn, iters, warm):
+        """(wall, CPU) seconds per image"""
         if warm:
             fn()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(iters):
             fn()
-        return (time.perf_counter() - t0) / (iters * a.batch)
+        n = iters * a.batch
+        return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
 
     def heads(tokens):
         emb, rec = papers_forward(sd, c, x, "spatial" if tokens else "heads")
         return papers_heads(sd, c, rec, emb, tokens)
 
-    def second():
-        emb, rec = papers_forward(sd, c, x, None, second=l2)
-        t0 = time.perf_counter()
-        papers_second_order(sd, c, rec, emb, l2, k, a.neuron_chunk)
-        return time.perf_counter() - t0
-
     with torch.inference_mode():
-        t_enc = timed(lambda: model(x), a.iters, True)
-        t_heads = timed(lambda: heads(False), a.iters, True)
-        t_tok = timed(lambda: heads(True), 1, False)
-        t0 = time.perf_counter()
-        t_sub = second()
-        t_all = time.perf_counter() - t0
-        t_second = (t_all - t_sub + t_sub * c["mlp"] / k) / a.batch
-    print(f"torch encode_s {t_enc:.4f} heads_s {t_heads:.4f} tokens_s {t_tok:.4f} "
-          f"second_s {t_second:.4f} second_layer {l2} second_neurons_timed {k} batch {a.batch} "
-          f"threads {torch.get_num_threads()}")
+        enc = timed(lambda: model(x), a.iters, True)
+        hd = timed(lambda: heads(False), a.iters, True)
+        tok = timed(lambda: heads(True), 1, False)
+        # second order: the forward, then the direct formula on k neurons scaled to all M
+        t0, c0 = time.perf_counter(), time.process_time()
+        emb, rec = papers_forward(sd, c, x, None, second=l2)
+        t1, c1 = time.perf_counter(), time.process_time()
+        papers_second_order(sd, c, rec, emb, l2, k, a.neuron_chunk)
+        t2, c2 = time.perf_counter(), time.process_time()
+        scale = c["mlp"] / k
+        sec = ((t1 - t0 + (t2 - t1) * scale) / a.batch, (c1 - c0 + (c2 - c1) * scale) / a.batch)
+    print(f"torch encode_s {enc[0]:.4f} heads_s {hd[0]:.4f} tokens_s {tok[0]:.4f} second_s {sec[0]:.4f} "
+          f"encode_cpu {enc[1]:.4f} heads_cpu {hd[1]:.4f} tokens_cpu {tok[1]:.4f} second_cpu {sec[1]:.4f} "
+          f"second_layer {l2} second_neurons_timed {k} batch {a.batch} threads {torch.get_num_threads()}")
 
 
 def main():
