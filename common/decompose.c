@@ -15,6 +15,7 @@
  */
 #include "decompose.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,12 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     size_t M = (size_t)d->M, E = (size_t)d->E, X = (size_t)d->X, Lk = (size_t)d->kept, K2 = (size_t)d->K2;
     int first = op.neurons >= 0, second = op.second_order >= 0;
     size_t xrows = B > N ? B : N;
+    /* leading dimensions handed to BLAS are ints */
+    if (Lk * H * E > INT_MAX || M * K2 > INT_MAX || M * E > INT_MAX || K2 * E > INT_MAX || N * E > INT_MAX ||
+        K2 * N > INT_MAX) {
+        free(d);
+        return cl_errf(e, CL_ERR_UNSUPPORTED, "%s: dimensions too large for a decomposition", c->name);
+    }
     size_t sizes[] = {
         E * D, E, E, D, E,                               /* post, pg, pb, x0, px0 */
         Lk * H * E * X,                                  /* qaug */
