@@ -288,10 +288,12 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     }
     memset(d->mem, 0, total * sizeof(float));
     float *at = d->mem;
-    float **dst[] = {&d->post, &d->pg, &d->pb, &d->x0, &d->px0, &d->qaug, &d->wn, &d->u, &d->a, &d->ms, &d->bs, &d->mu,
-                     &d->sigma, &d->z,
-                     &d->embedding, &d->embed, &d->heads, &d->mlps, &d->rest, &d->bias, &d->ya, &d->ym,
-                     &d->ctx, &d->x, &d->s2, &d->sk, &d->sm, &d->neurons2, &d->tok, &d->neurons};
+    float **dst[] = {&d->post, &d->pg, &d->pb, &d->x0, &d->px0, &d->qaug, &d->wn, &d->u,
+                     &d->a, &d->ms, &d->bs, &d->mu, &d->sigma, &d->z,
+                     &d->embedding, &d->embed, &d->heads, &d->mlps, &d->rest, &d->bias,
+                     &d->ya, &d->ym, &d->ctx, &d->x, &d->s2, &d->sk, &d->sm, &d->neurons2,
+                     &d->tok, &d->neurons};
+    _Static_assert(sizeof dst / sizeof *dst == sizeof sizes / sizeof *sizes, "one pointer per size");
     for (size_t i = 0; i < sizeof dst / sizeof *dst; i++)
         *dst[i] = carve(&at, sizes[i]);
 
