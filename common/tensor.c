@@ -184,12 +184,51 @@ void cl_tensor_free(struct cl_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
+
+/* F16C fast paths (x86-64 with F16C, checked at run time).  The hardware
+ * rounds to nearest even and handles subnormals and infinities exactly as the
+ * scalar code; only NaN payloads may differ (both stay NaN). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CL_HAVE_F16C_PATH 1
+__attribute__((target("f16c,avx"))) static void f32_to_f16_f16c(unsigned char *d, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(d + 2 * i), h);
+    }
+    for (; i < n; i++) { uint16_t h = cl_f32_to_f16(src[i]); memcpy(d + 2 * i, &h, 2); }
+}
+
+__attribute__((target("f16c,avx"))) static void f16_to_f32_f16c(float *dst, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+    for (; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = cl_f16_to_f32(h); }
+}
+
+static int have_f16c(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx") && !getenv("CLIPLENS_REF_KERNELS");
+    }
+    return cached;
+}
+#endif
+
 void cl_convert_to_f32(float *dst, const void *src, enum cl_dtype st, size_t n)
 {
     const unsigned char *s = src;
     switch (st) {
     case CL_F32: memmove(dst, src, n * 4); break;
     case CL_F16:
+#ifdef CL_HAVE_F16C_PATH
+        if (have_f16c()) { f16_to_f32_f16c(dst, s, n); break; }
+#endif
         for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = cl_f16_to_f32(h); }
         break;
     case CL_BF16:
@@ -212,6 +251,9 @@ void cl_convert_from_f32(void *dst, enum cl_dtype dt, const float *src, size_t n
     switch (dt) {
     case CL_F32: memmove(dst, src, n * 4); break;
     case CL_F16:
+#ifdef CL_HAVE_F16C_PATH
+        if (have_f16c()) { f32_to_f16_f16c(d, src, n); break; }
+#endif
         for (size_t i = 0; i < n; i++) { uint16_t h = cl_f32_to_f16(src[i]); memcpy(d + 2 * i, &h, 2); }
         break;
     case CL_BF16:

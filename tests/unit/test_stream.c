@@ -64,6 +64,32 @@ static void test_f16_rounding(void)
     CHECKF(bad == 0, "%d random floats rounded differently from the reference", bad);
 }
 
+
+/* The vectorised conversions (F16C where the CPU has it) equal the scalar ones. */
+static void test_bulk_f16_equals_scalar(void)
+{
+    enum { N = 1 << 16 };
+    static float buf[N], back[N];
+    static uint16_t h[N];
+    unsigned bad = 0;
+    for (uint64_t base = 0; base < (1ull << 32); base += (uint64_t)997 * N) {
+        for (int i = 0; i < N; i++) {
+            uint32_t u = (uint32_t)(base + (uint64_t)i * 997);
+            memcpy(&buf[i], &u, 4);
+        }
+        cl_convert_from_f32(h, CL_F16, buf, N - 3); /* odd length: vector body and scalar tail */
+        for (int i = 0; i < N - 3; i++)
+            if (h[i] != cl_f32_to_f16(buf[i]) && !isnan(buf[i])) bad++;
+    }
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    cl_convert_to_f32(back, h, CL_F16, N);
+    for (int i = 0; i < N; i++) {
+        float r = cl_f16_to_f32((uint16_t)i);
+        if (memcmp(&r, &back[i], 4) != 0 && !(isnan(r) && isnan(back[i]))) bad++;
+    }
+    CHECKF(bad == 0, "%u bulk conversions differ from the scalar ones", bad);
+}
+
 static void test_bf16(void)
 {
     CHECK(cl_f32_to_bf16(1.0f) == 0x3f80);
@@ -336,6 +362,6 @@ static void test_corruption_never_crashes(void)
 }
 
 TEST_MAIN("stream",
-    TEST(test_f16_roundtrip_all), TEST(test_f16_rounding), TEST(test_bf16), TEST(test_shape_caps),
+    TEST(test_f16_roundtrip_all), TEST(test_f16_rounding), TEST(test_bulk_f16_equals_scalar), TEST(test_bf16), TEST(test_shape_caps),
     TEST(test_values), TEST(test_roundtrip), TEST(test_truncation_every_offset), TEST(test_concatenation),
     TEST(test_malformed), TEST(test_corruption_never_crashes))
