@@ -311,89 +311,28 @@ static void job_close(struct job *j, uint64_t skipped)
 
 /* -------------------------------------------------------- image sources */
 
-/* Images from arguments, a manifest, or paths on stdin; one row at a time. */
-struct source {
-    char **args;
-    int nargs, next;
-    struct cl_manifest man;
-    struct cl_manifest_row row;
-    int use_manifest;
-    char dir[4096];     /* manifest directory for relative paths, "" if none */
-    char path[8192];
-};
-
-static void source_open(struct source *src, const struct args *a)
-{
-    struct cl_err e;
-    enum cl_status s;
-    memset(src, 0, sizeof *src);
-    if (a->nimages) {
-        src->args = a->images;
-        src->nargs = a->nimages;
-        return;
-    }
-    src->use_manifest = 1;
-    if ((s = cl_manifest_open(&src->man, a->manifest, a->manifest != NULL, &e)) != CL_OK) cl_die_status(s, &e);
-    if (a->manifest && strcmp(a->manifest, "-") != 0) {
-        const char *slash = strrchr(a->manifest, '/');
-        if (slash) snprintf(src->dir, sizeof src->dir, "%.*s", (int)(slash - a->manifest), a->manifest);
-    }
-}
-
-/* Next image: path into src->path, meta into *meta (a fresh map). 0 at the end. */
-static int source_next(struct source *src, struct cl_value *meta)
-{
-    cl_value_map(meta);
-    if (!src->use_manifest) {
-        if (src->next == src->nargs) return 0;
-        snprintf(src->path, sizeof src->path, "%s", src->args[src->next++]);
-    } else {
-        struct cl_err e;
-        enum cl_status s = cl_manifest_next(&src->man, &src->row, &e);
-        if (s == CL_END) return 0;
-        if (s != CL_OK) cl_die_status(s, &e);
-        const char *p = src->row.path;
-        if (src->dir[0] && p[0] != '/') snprintf(src->path, sizeof src->path, "%s/%s", src->dir, p);
-        else snprintf(src->path, sizeof src->path, "%s", p);
-        if (src->row.has_label && cl_map_set_int(meta, "label", src->row.label) != CL_OK) cl_die(3, "out of memory");
-        if (src->row.has_group && cl_map_set_int(meta, "group", src->row.group) != CL_OK) cl_die(3, "out of memory");
-        for (size_t i = 0; src->row.extra.type == CL_V_MAP && i < src->row.extra.u.m.n; i++) {
-            struct cl_value v;
-            if (cl_value_copy(&v, &src->row.extra.u.m.v[i]) != CL_OK ||
-                cl_map_set(meta, src->row.extra.u.m.k[i], &v) != CL_OK)
-                cl_die(3, "out of memory");
-        }
-    }
-    if (cl_map_set_str(meta, "path", src->path) != CL_OK) cl_die(3, "out of memory");
-    return 1;
-}
-
-static void source_close(struct source *src)
-{
-    if (src->use_manifest) cl_manifest_close(&src->man, &src->row);
-}
 
 /* Decode and preprocess every image of the source into the job; returns images skipped. */
 static uint64_t feed_images(struct job *j, const struct args *a)
 {
-    struct source src;
+    struct cl_image_source src;
     struct cl_value meta = CL_VALUE_NIL;
     struct cl_err e;
+    enum cl_status s;
     const struct cl_model_config *c = &j->m->cfg;
-    uint64_t index = 0, skipped = 0;
-    source_open(&src, a);
-    while (source_next(&src, &meta)) {
+    uint64_t skipped = 0;
+    if ((s = cl_image_source_open(&src, a->images, a->nimages, a->manifest, &e)) != CL_OK) cl_die_status(s, &e);
+    while ((s = cl_image_source_next(&src, &meta, &e)) == CL_OK) {
         struct cl_image img = {0};
-        index++;
-        enum cl_status s = cl_image_load(&img, src.path, &e);
-        if (s == CL_OK)
-            s = cl_preprocess(&img, c->image_size, c->mean, c->std, j->pixels + (size_t)j->n * j->px, &e);
+        enum cl_status st = cl_image_load(&img, src.path, &e);
+        if (st == CL_OK)
+            st = cl_preprocess(&img, c->image_size, c->mean, c->std, j->pixels + (size_t)j->n * j->px, &e);
         cl_image_free(&img);
-        if (s != CL_OK) {
-            if (!a->skip_bad || s == CL_ERR_NOMEM)
-                cl_die(cl_status_exit(s), "image %" PRIu64 ": %s%s", index, e.msg,
+        if (st != CL_OK) {
+            if (!a->skip_bad || st == CL_ERR_NOMEM)
+                cl_die(cl_status_exit(st), "image %" PRIu64 ": %s%s", src.index, e.msg,
                        a->skip_bad ? "" : " (use --skip-bad to continue past unreadable images)");
-            cl_warn("skipping image %" PRIu64 ": %s", index, e.msg);
+            cl_warn("skipping image %" PRIu64 ": %s", src.index, e.msg);
             skipped++;
             cl_value_free(&meta);
             continue;
@@ -401,7 +340,8 @@ static uint64_t feed_images(struct job *j, const struct args *a)
         job_add(j, src.path, &meta);
     }
     cl_value_free(&meta);
-    source_close(&src);
+    if (s != CL_END) cl_die_status(s, &e);
+    cl_image_source_close(&src);
     return skipped;
 }
 

@@ -159,67 +159,6 @@ static void header_for(struct cl_header *h, const char *kind, const struct encod
 
 /* -------------------------------------------------------- image sources */
 
-/* Images from arguments, a manifest, or paths on stdin; one row at a time. */
-struct source {
-    char **args;
-    int nargs, next;
-    struct cl_manifest man;
-    struct cl_manifest_row row;
-    int use_manifest;
-    char dir[4096];     /* manifest directory for relative paths, "" if none */
-    char path[8192];
-};
-
-static void source_open(struct source *src, const struct args *a)
-{
-    struct cl_err e;
-    enum cl_status s;
-    memset(src, 0, sizeof *src);
-    if (a->nimages) {
-        src->args = a->images;
-        src->nargs = a->nimages;
-        return;
-    }
-    src->use_manifest = 1;
-    if ((s = cl_manifest_open(&src->man, a->manifest, a->manifest != NULL, &e)) != CL_OK) cl_die_status(s, &e);
-    if (a->manifest && strcmp(a->manifest, "-") != 0) {
-        const char *slash = strrchr(a->manifest, '/');
-        if (slash) snprintf(src->dir, sizeof src->dir, "%.*s", (int)(slash - a->manifest), a->manifest);
-    }
-}
-
-/* Next image: path into src->path, meta into *meta (a fresh map). 0 at the end. */
-static int source_next(struct source *src, struct cl_value *meta)
-{
-    cl_value_map(meta);
-    if (!src->use_manifest) {
-        if (src->next == src->nargs) return 0;
-        snprintf(src->path, sizeof src->path, "%s", src->args[src->next++]);
-    } else {
-        struct cl_err e;
-        enum cl_status s = cl_manifest_next(&src->man, &src->row, &e);
-        if (s == CL_END) return 0;
-        if (s != CL_OK) cl_die_status(s, &e);
-        const char *p = src->row.path;
-        if (src->dir[0] && p[0] != '/') snprintf(src->path, sizeof src->path, "%s/%s", src->dir, p);
-        else snprintf(src->path, sizeof src->path, "%s", p);
-        if (src->row.has_label) cl_map_set_int(meta, "label", src->row.label);
-        if (src->row.has_group) cl_map_set_int(meta, "group", src->row.group);
-        for (size_t i = 0; src->row.extra.type == CL_V_MAP && i < src->row.extra.u.m.n; i++) {
-            struct cl_value v;
-            if (cl_value_copy(&v, &src->row.extra.u.m.v[i]) != CL_OK ||
-                cl_map_set(meta, src->row.extra.u.m.k[i], &v) != CL_OK)
-                cl_die(3, "out of memory");
-        }
-    }
-    if (cl_map_set_str(meta, "path", src->path) != CL_OK) cl_die(3, "out of memory");
-    return 1;
-}
-
-static void source_close(struct source *src)
-{
-    if (src->use_manifest) cl_manifest_close(&src->man, &src->row);
-}
 
 /* ------------------------------------------------------------- modes */
 
@@ -259,35 +198,34 @@ static void flush_images(struct encoder *enc, const struct args *a, struct cl_wr
 static void run_images(const struct args *a, struct cl_output *out)
 {
     struct encoder enc;
-    struct source src;
+    struct cl_image_source src;
     struct cl_header h;
     struct cl_writer *w;
     struct cl_err e;
     enum cl_status s;
     encoder_open(&enc, a, 1, 0);
-    source_open(&src, a);
+    if ((s = cl_image_source_open(&src, a->images, a->nimages, a->manifest, &e)) != CL_OK) cl_die_status(s, &e);
     header_for(&h, a->pixels ? "pixels" : "image", &enc);
     if ((s = cl_writer_open(&w, out->fp, &h, (int)a->level, &e)) != CL_OK) cl_die_status(s, &e);
     const struct cl_model_config *c = &enc.m->cfg;
     struct pending *pend = calloc((size_t)enc.batch, sizeof *pend);
     struct cl_progress prog;
     struct cl_value meta = CL_VALUE_NIL;
-    uint64_t done = 0, skipped = 0, index = 0;
+    uint64_t done = 0, skipped = 0;
     int n = 0;
     if (!pend) cl_die(3, "out of memory");
     cl_progress_start(&prog, a->pixels ? "preprocess" : "encode", a->nimages > 0 ? (uint64_t)a->nimages : 0);
-    while (source_next(&src, &meta)) {
+    while ((s = cl_image_source_next(&src, &meta, &e)) == CL_OK) {
         struct cl_image img = {0};
-        index++;
         s = cl_image_load(&img, src.path, &e);
         if (s == CL_OK)
             s = cl_preprocess(&img, c->image_size, c->mean, c->std, enc.pixels + (size_t)n * enc.px, &e);
         cl_image_free(&img);
         if (s != CL_OK) {
             if (!a->skip_bad || s == CL_ERR_NOMEM)
-                cl_die(cl_status_exit(s), "image %" PRIu64 ": %s%s", index, e.msg,
+                cl_die(cl_status_exit(s), "image %" PRIu64 ": %s%s", src.index, e.msg,
                        a->skip_bad ? "" : " (use --skip-bad to continue past unreadable images)");
-            cl_warn("skipping image %" PRIu64 ": %s", index, e.msg);
+            cl_warn("skipping image %" PRIu64 ": %s", src.index, e.msg);
             skipped++;
             cl_value_free(&meta);
             continue;
@@ -303,6 +241,7 @@ static void run_images(const struct args *a, struct cl_output *out)
             n = 0;
         }
     }
+    if (s != CL_END) cl_die_status(s, &e);
     flush_images(&enc, a, w, pend, n);
     cl_progress_add(&prog, (uint64_t)n);
     done += (uint64_t)n;
@@ -314,7 +253,7 @@ static void run_images(const struct args *a, struct cl_output *out)
     cl_value_free(&meta);
     free(pend);
     cl_header_free(&h);
-    source_close(&src);
+    cl_image_source_close(&src);
     encoder_close(&enc);
 }
 

@@ -138,3 +138,62 @@ void cl_manifest_close(struct cl_manifest *m, struct cl_manifest_row *row)
     free_cols(m);
     memset(m, 0, sizeof *m);
 }
+
+enum cl_status cl_image_source_open(struct cl_image_source *src, char *const *args, int nargs,
+                                    const char *manifest, struct cl_err *e)
+{
+    memset(src, 0, sizeof *src);
+    if (nargs > 0) {
+        src->args = args;
+        src->nargs = nargs;
+        return CL_OK;
+    }
+    src->use_manifest = 1;
+    enum cl_status s = cl_manifest_open(&src->man, manifest, manifest != NULL, e);
+    if (s != CL_OK)
+        return s;
+    if (manifest && strcmp(manifest, "-") != 0) {
+        const char *slash = strrchr(manifest, '/');
+        if (slash)
+            snprintf(src->dir, sizeof src->dir, "%.*s", (int)(slash - manifest), manifest);
+    }
+    return CL_OK;
+}
+
+enum cl_status cl_image_source_next(struct cl_image_source *src, struct cl_value *meta, struct cl_err *e)
+{
+    cl_value_map(meta);
+    if (!src->use_manifest) {
+        if (src->next == src->nargs)
+            return CL_END;
+        snprintf(src->path, sizeof src->path, "%s", src->args[src->next++]);
+    } else {
+        enum cl_status s = cl_manifest_next(&src->man, &src->row, e);
+        if (s != CL_OK)
+            return s;
+        const char *p = src->row.path;
+        if (src->dir[0] && p[0] != '/')
+            snprintf(src->path, sizeof src->path, "%s/%s", src->dir, p);
+        else
+            snprintf(src->path, sizeof src->path, "%s", p);
+        if ((src->row.has_label && cl_map_set_int(meta, "label", src->row.label) != CL_OK) ||
+            (src->row.has_group && cl_map_set_int(meta, "group", src->row.group) != CL_OK))
+            return cl_errf(e, CL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; src->row.extra.type == CL_V_MAP && i < src->row.extra.u.m.n; i++) {
+            struct cl_value v;
+            if (cl_value_copy(&v, &src->row.extra.u.m.v[i]) != CL_OK ||
+                cl_map_set(meta, src->row.extra.u.m.k[i], &v) != CL_OK)
+                return cl_errf(e, CL_ERR_NOMEM, "out of memory");
+        }
+    }
+    if (cl_map_set_str(meta, "path", src->path) != CL_OK)
+        return cl_errf(e, CL_ERR_NOMEM, "out of memory");
+    src->index++;
+    return CL_OK;
+}
+
+void cl_image_source_close(struct cl_image_source *src)
+{
+    if (src->use_manifest)
+        cl_manifest_close(&src->man, &src->row);
+}

@@ -46,4 +46,28 @@ enum cl_status cl_manifest_open(struct cl_manifest *m, const char *path, int tsv
 enum cl_status cl_manifest_next(struct cl_manifest *m, struct cl_manifest_row *row, struct cl_err *e);
 void cl_manifest_close(struct cl_manifest *m, struct cl_manifest_row *row);
 
+
+/* The image inputs of a program: paths given as arguments, else a TSV manifest
+ * (relative paths taken from the manifest's directory; label, group and extra
+ * columns into meta), else one path per line on stdin.  Every row's meta gets
+ * "path". */
+struct cl_image_source {
+    char *const *args;
+    int nargs, next;
+    struct cl_manifest man;
+    struct cl_manifest_row row;
+    int use_manifest;
+    char dir[4096];    /* manifest directory for relative paths, "" if none */
+    char path[8192];   /* the current image's path */
+    uint64_t index;    /* 1-based number of the current image */
+};
+
+/* args/nargs: image arguments (used when nargs > 0); manifest: a TSV path, or NULL
+ * for paths on stdin. */
+enum cl_status cl_image_source_open(struct cl_image_source *src, char *const *args, int nargs,
+                                    const char *manifest, struct cl_err *e);
+/* CL_OK with src->path set and *meta a fresh map (the caller owns it), CL_END, or an error. */
+enum cl_status cl_image_source_next(struct cl_image_source *src, struct cl_value *meta, struct cl_err *e);
+void cl_image_source_close(struct cl_image_source *src);
+
 #endif
