@@ -99,6 +99,14 @@ test-long: test fuzz
 bench: all
 	@for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
 
+# The bundled toy CLIP (models/toyclip, see its MODEL_CARD.md): retrain it (~40 min on an
+# idle 2-core machine), then its C parity goldens and its zero-shot report.
+TOYCLIP_STEPS ?= 3134
+toyclip: all
+	/usr/bin/python3 scripts/train_toyclip.py --steps $(TOYCLIP_STEPS) --out models/toyclip --work build/toyclip
+	/usr/bin/python3 scripts/train_toyclip.py --golden models/toyclip tests/fixtures/toyclip
+	bash pipelines/toy_eval.sh -m models/toyclip -o build/toy_eval > models/toyclip/zeroshot.tsv
+
 clean:
 	rm -rf build bin
 

@@ -313,6 +313,19 @@ def build_vocab(outdir, seed, merges):
 
 
 # ---------------------------------------------------------------- model
+def sincos_positions(c):
+    """[N, D] 2D sine-cosine position embedding of the patch grid (class token: zeros):
+    a quarter of the channels each for sin/cos of the row and of the column."""
+    g, D = c["image_size"] // c["patch"], c["width"]
+    q = D // 4
+    rows, cols = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+    freq = 1.0 / (100.0 ** (torch.arange(q) / q))
+    r, k = rows.flatten()[:, None] * freq, cols.flatten()[:, None] * freq
+    pe = torch.zeros(1 + g * g, D)
+    pe[1:, :4 * q] = torch.cat([torch.sin(r), torch.cos(r), torch.sin(k), torch.cos(k)], 1)
+    return pe
+
+
 def init_model(c, seed):
     """OpenAI CLIP's initialisation, LayerNorms at 1/0."""
     torch.manual_seed(seed)
@@ -328,7 +341,8 @@ def init_model(c, seed):
     nn_init.normal_(m.token_embedding.weight, std=0.02)
     nn_init.normal_(m.positional_embedding, std=0.01)
     nn_init.normal_(m.visual.class_embedding, std=D ** -0.5)
-    nn_init.normal_(m.visual.positional_embedding, std=D ** -0.5)
+    with torch.no_grad():  # 2D sin-cos positions (learned from there): without them the
+        m.visual.positional_embedding.copy_(sincos_positions(c))  # tower stays blind to position for long
     nn_init.normal_(m.visual.conv1.weight, std=(3 * c["patch"] ** 2) ** -0.5)
     for tower, d, layers in ((m.visual.transformer, D, c["layers"]), (m.transformer, T, c["t_layers"])):
         proj_std = d ** -0.5 * (2 * layers) ** -0.5
@@ -602,15 +616,31 @@ def main():
     ap.add_argument("--negatives", default="shape,position,any",
                     help="hard negatives per image: the attribute each changes (shape, position, "
                          "colour, size, background or any); '' for none")
-    ap.add_argument("--aux", type=float, default=0.5, help="weight of the auxiliary attribute probes (0: pure CLIP)")
+    ap.add_argument("--aux", type=float, default=1.0, help="weight of the auxiliary attribute probes (0: pure CLIP)")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="f16", choices=["f16", "f32"])
     ap.add_argument("--resume", action="store_true", help="continue from WORK/checkpoint.pt")
     ap.add_argument("--eval-only", metavar="MODELDIR")
+    ap.add_argument("--export-checkpoint", action="store_true",
+                    help="export WORK/checkpoint.pt (same model flags) to --out and stop")
     ap.add_argument("--golden", nargs=2, metavar=("MODELDIR", "OUTDIR"),
                     help="write the C parity goldens of MODELDIR (tests/fixtures/toyclip)")
     a = ap.parse_args()
+    if a.export_checkpoint:
+        # a run stopped early: its last checkpoint, exported like a finished run
+        torch.set_num_threads(a.threads)
+        vocab_dir = os.path.join(a.work, "model")
+        with open(os.path.join(vocab_dir, "vocab.json")) as f:
+            c = config(a, len(json.load(f)))
+        m = reference.CLIPModule(c)
+        st = torch.load(os.path.join(a.work, "checkpoint.pt"))
+        m.load_state_dict(st["model"])
+        export(m, c, a.out, a.dtype)
+        for f in ("vocab.json", "merges.txt"):
+            shutil.copyfile(os.path.join(vocab_dir, f), os.path.join(a.out, f))
+        print("exported the checkpoint of step %d to %s" % (st["step"], a.out))
+        return
     if a.golden:
         golden(*a.golden)
         return
