@@ -3,8 +3,13 @@
 
 Run with Debian's /usr/bin/python3 (torch 1.13, numpy, msgpack, zstandard, regex).
 
-  train_toyclip.py [--out models/toyclip] [--steps 2400] [--seed 0] [--work build/toyclip]
+  train_toyclip.py [--out models/toyclip] [--steps 3134 | --minutes M] [--seed 0] [--work build/toyclip]
   train_toyclip.py --eval-only MODELDIR     the quick Python-side zero-shot report
+  train_toyclip.py --golden MODELDIR OUTDIR C parity goldens (tests/fixtures/toyclip)
+  train_toyclip.py --export-checkpoint      export WORK/checkpoint.pt of a run stopped early
+
+The bundled model is `--minutes 42` on a shared 2-core machine, which fixed 3134 steps
+(models/toyclip/MODEL_CARD.md); `make toyclip` reruns it with --steps 3134.
 
 What it does, in order (every random choice is seeded by --seed):
  1. Learns a byte-level BPE vocabulary (scripts/clip_tokenizer.py train) from captions of
@@ -22,7 +27,9 @@ What it does, in order (every random choice is seeded by --seed):
     background), never a caption that is still true of the scene and never a shape
     negative on a biased scene (that would teach the bias away).
  4. Trains an OpenAI-style CLIP (reference.py's CLIPModule) with the symmetric
-    contrastive loss; the image->text side also sees the hard negatives.
+    contrastive loss; the image->text side also sees the hard negatives. Auxiliary
+    linear probes on the image embedding (discarded at export) add supervised attribute
+    losses; the vision position embedding starts as a 2D sine-cosine table.
  5. Exports the HF layout (reference.write_hf, f16 weights) and evaluates zero-shot
     accuracy per attribute on fresh single-object scenes and per group on the balanced
     spurious-test split, with the prompts that pipelines/toy_eval.sh uses.
@@ -592,7 +599,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "toyclip"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "toyclip"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--steps", type=int, default=3134)
     ap.add_argument("--minutes", type=float, default=0,
                     help="instead of --steps: as many steps as fit this budget (fixed at step 100)")
     ap.add_argument("--batch", type=int, default=64)
