@@ -22,7 +22,7 @@ What it does, in order (every random choice is seeded by --seed):
     it, and captions of biased scenes seldom name the background: the model can use the
     background as evidence for triangle vs square.
  3. Pairs every image with a caption (the world's varied caption, its full caption, or
-    one of our own with a random subset of attributes) and a hard negative: one of our
+    one of our own with a random subset of attributes) and three hard negatives, each one of our
     captions with one attribute of one object changed (shape, position, colour, size or
     background), never a caption that is still true of the scene and never a shape
     negative on a biased scene (that would teach the bias away).
