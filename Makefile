@@ -31,6 +31,9 @@ FUZZERS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 .PHONY: all test test-unit test-cli deps demo install uninstall fuzz test-long bench clean toyclip fullsize-fixtures
 all: $(PROGS)
 
+# keep objects of programs and tests (no rebuild on the next make)
+.SECONDARY:
+
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
