@@ -95,16 +95,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 
 /* ------------------------------------------------------------ inputs */
 
-/* Same model (name and architecture) when both headers name one. */
-static void check_model(const struct cl_model_info *x, const char *an, const struct cl_model_info *y, const char *bn)
-{
-    if (!x->present || !y->present) return;
-    if (strcmp(x->name, y->name) != 0 || x->layers != y->layers || x->heads != y->heads || x->width != y->width ||
-        x->embed_dim != y->embed_dim || x->patch != y->patch || x->image_size != y->image_size)
-        cl_die(2, "model mismatch: %s comes from model \"%s\" (%" PRId64 " layers, width %" PRId64 ", embed_dim %" PRId64
-               "), %s from \"%s\" (%" PRId64 " layers, width %" PRId64 ", embed_dim %" PRId64 ")",
-               an, x->name, x->layers, x->width, x->embed_dim, bn, y->name, y->layers, y->width, y->embed_dim);
-}
 
 static struct cl_reader *open_kind(const char *path, const char *kind, const char *hint)
 {
@@ -213,7 +203,7 @@ static void configure(struct cl_ablation *ab, const struct args *a, const struct
     if (!a->replace) return;
     struct cl_reader *r = open_kind(a->replace, "textspan", "from clip-textspan");
     struct cl_item it = {0};
-    check_model(pm, a->input, &cl_reader_header(r)->model, a->replace);
+    cl_require_same_model(pm, a->input, &cl_reader_header(r)->model, a->replace);
     while ((s = cl_reader_next(r, &it, &e)) == CL_OK) {
         int64_t l, h;
         const struct cl_tensor *b = cl_item_get(&it, "basis"), *m = cl_item_get(&it, "mean");
@@ -429,7 +419,7 @@ static void prepare(struct run *R)
         cl_die(2, "%s: stream kind is \"%s\", expected \"decompose\" (from clip-decompose)", R->name,
                cl_reader_header(r)->kind);
     R->model = cl_reader_header(r)->model;
-    check_model(&R->model, R->name, &R->cls.model, R->a.classifier);
+    cl_require_same_model(&R->model, R->name, &R->cls.model, R->a.classifier);
     shape_of(r, R->name, &R->shape);
     cl_reader_close(r);
     if (R->shape.E != R->cls.E)
@@ -437,7 +427,7 @@ static void prepare(struct run *R)
     const char *mpath = R->a.means_from ? R->a.means_from : R->name;
     if (R->a.means_from) {
         r = open_kind(R->a.means_from, "decompose", "from clip-decompose");
-        check_model(&R->model, R->name, &cl_reader_header(r)->model, R->a.means_from);
+        cl_require_same_model(&R->model, R->name, &cl_reader_header(r)->model, R->a.means_from);
         shape_of(r, R->a.means_from, &msh);
         cl_reader_close(r);
         if (!same_shape(&R->shape, &msh))

@@ -100,15 +100,6 @@ static void load_classifier(struct classifier *c, const char *path, struct cl_he
     cl_reader_close(r);
 }
 
-static void check_models(const struct cl_header *in, const char *input, const struct cl_header *cls,
-                         const char *classifier)
-{
-    if (!in->model.present || !cls->model.present) return;
-    if (strcmp(in->model.name, cls->model.name) != 0 || in->model.embed_dim != cls->model.embed_dim)
-        cl_die(2, "%s was made with model \"%s\" (E=%" PRId64 "), the classifier %s with \"%s\" (E=%" PRId64
-               "): embeddings of different models cannot be compared", input, in->model.name, in->model.embed_dim,
-               classifier, cls->model.name, cls->model.embed_dim);
-}
 
 static void report(const struct cl_zs_tally *t, int json)
 {
@@ -151,7 +142,7 @@ int main(int argc, char **argv)
     parse_args(&a, argc, argv);
     load_classifier(&c, a.classifier, &ch);
     if ((s = cl_reader_open(&r, a.input, &e)) != CL_OK) cl_die_status(s, &e);
-    check_models(cl_reader_header(r), a.input, &ch, a.classifier);
+    cl_require_same_model(&cl_reader_header(r)->model, a.input, &ch.model, a.classifier);
     if (a.predictions) {
         if ((s = cl_output_open(&pred, a.predictions, 0, &e)) != CL_OK) cl_die_status(s, &e);
         fprintf(pred.fp, "id\tlabel\tpred\tclass\tscore\n");

@@ -85,16 +85,6 @@ static void parse_args(struct args *a, int argc, char **argv)
         cl_usage_error("--report - puts the report on stdout: give the stream a file with -o FILE");
 }
 
-/* Same model (name and architecture) when both headers name one. */
-static void check_model(const struct cl_model_info *x, const char *an, const struct cl_model_info *y, const char *bn)
-{
-    if (!x->present || !y->present) return;
-    if (strcmp(x->name, y->name) != 0 || x->layers != y->layers || x->heads != y->heads || x->width != y->width ||
-        x->embed_dim != y->embed_dim || x->patch != y->patch || x->image_size != y->image_size)
-        cl_die(2, "model mismatch: %s comes from model \"%s\" (%" PRId64 " layers, width %" PRId64 ", embed_dim %" PRId64
-               "), %s from \"%s\" (%" PRId64 " layers, width %" PRId64 ", embed_dim %" PRId64 ")",
-               an, x->name, x->layers, x->width, x->embed_dim, bn, y->name, y->layers, y->width, y->embed_dim);
-}
 
 /* ------------------------------------------------------------ the pool */
 
@@ -177,7 +167,7 @@ static void accumulate(struct heads *hs, const struct args *a, const struct pool
     if (strcmp(cl_reader_header(r)->kind, "decompose") != 0)
         cl_die(2, "%s: stream kind is \"%s\", expected \"decompose\" (from clip-decompose)", name, cl_reader_header(r)->kind);
     hs->model = cl_reader_header(r)->model;
-    check_model(&hs->model, name, &pool->model, a->pool);
+    cl_require_same_model(&hs->model, name, &pool->model, a->pool);
     struct cl_progress prog;
     cl_progress_start(&prog, "heads", 0);
     while ((s = cl_reader_next(r, &it, &e)) == CL_OK) {

@@ -3,14 +3,17 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "stream.h"
 
 const char *cl_prog = "cliplens";
 int cl_quiet = 0;
@@ -402,6 +405,17 @@ const char *cl_model_dir(const char *flag_value, struct cl_err *e)
     cl_errf(e, CL_ERR_USAGE, "no model: the bundled toy model is not built (expected %s or %s); pass -m DIR "
             "(an HF or OpenCLIP model directory) or set CLIPLENS_MODEL", CL_DEFAULT_MODEL_DIR, CL_INSTALLED_MODEL_DIR);
     return NULL;
+}
+
+void cl_require_same_model(const struct cl_model_info *x, const char *an, const struct cl_model_info *y,
+                           const char *bn)
+{
+    if (!x->present || !y->present || cl_model_info_same(x, y))
+        return;
+    cl_die(CL_EXIT_DATA, "model mismatch: %s comes from model \"%s\" (%" PRId64 " layers, width %" PRId64
+           ", embed_dim %" PRId64 "), %s from \"%s\" (%" PRId64 " layers, width %" PRId64 ", embed_dim %" PRId64
+           "): embeddings of different models cannot be compared",
+           an, x->name, x->layers, x->width, x->embed_dim, bn, y->name, y->layers, y->width, y->embed_dim);
 }
 
 int cl_default_threads(void)

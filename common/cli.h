@@ -106,6 +106,12 @@ double cl_now(void); /* monotonic seconds */
  * and fills e when none exists. */
 const char *cl_model_dir(const char *flag_value, struct cl_err *e);
 
+struct cl_model_info; /* formats/stream.h */
+/* Exit 2 unless the two streams' models are the same (name and architecture) when
+ * both name one: "model mismatch: A comes from model ..., B from ...". */
+void cl_require_same_model(const struct cl_model_info *a, const char *a_name, const struct cl_model_info *b,
+                           const char *b_name);
+
 /* Default thread count: the number of online processors (at least 1). */
 int cl_default_threads(void);
 

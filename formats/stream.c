@@ -99,16 +99,19 @@ void cl_header_free(struct cl_header *h)
         cl_value_free(&h->meta);
 }
 
+int cl_model_info_same(const struct cl_model_info *x, const struct cl_model_info *y)
+{
+    return strcmp(x->name, y->name) == 0 && x->layers == y->layers && x->heads == y->heads &&
+           x->width == y->width && x->embed_dim == y->embed_dim && x->patch == y->patch &&
+           x->image_size == y->image_size;
+}
+
 int cl_header_compatible(const struct cl_header *a, const struct cl_header *b)
 {
     if (strcmp(a->kind, b->kind) != 0 || a->model.present != b->model.present)
         return 0;
-    if (!a->model.present)
-        return 1;
-    const struct cl_model_info *x = &a->model, *y = &b->model;
-    return strcmp(x->name, y->name) == 0 && strcmp(x->layout, y->layout) == 0 &&
-           x->layers == y->layers && x->heads == y->heads && x->width == y->width &&
-           x->embed_dim == y->embed_dim && x->patch == y->patch && x->image_size == y->image_size;
+    return !a->model.present ||
+           (cl_model_info_same(&a->model, &b->model) && strcmp(a->model.layout, b->model.layout) == 0);
 }
 
 /* =============================================================== reader */

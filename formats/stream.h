@@ -66,7 +66,10 @@ enum cl_status cl_item_set_id(struct cl_item *it, const char *id, struct cl_err 
 /* ---- headers ---- */
 void cl_header_init(struct cl_header *h, const char *kind);
 void cl_header_free(struct cl_header *h);
-/* Same kind and model (what a repeated header must keep). */
+/* Same model: name and architecture (the layout is not compared: both layouts of a
+ * model give the same outputs). */
+int cl_model_info_same(const struct cl_model_info *a, const struct cl_model_info *b);
+/* Same kind and model, layout included (what a repeated header must keep). */
 int cl_header_compatible(const struct cl_header *a, const struct cl_header *b);
 
 /* ---- reader ---- */
