@@ -83,20 +83,6 @@ void cl_decompose_opts_default(struct cl_decompose_opts *o)
     o->neurons = o->second_order = -1;
 }
 
-/* ---------------------------------------------------------------- allocation */
-
-static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-/* Carve n floats (64-byte aligned) from *at; NULL for n == 0. */
-static float *carve(float **at, size_t n)
-{
-    if (!n)
-        return NULL;
-    float *p = *at;
-    *at += up16(n);
-    return p;
-}
-
 /* ---------------------------------------------------------------- precomputation */
 
 /* post [E, D] = P diag(g), minus each row's mean when centred; pg, pb [E]. */
@@ -279,7 +265,7 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     _Static_assert(sizeof sizes / sizeof *sizes == 30, "one size per carved buffer");
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
-        total += up16(sizes[i]);
+        total += cl_up16(sizes[i]);
     if (total > SIZE_MAX / sizeof(float) / 2 ||
         posix_memalign((void **)&d->mem, 64, total * sizeof(float)) != 0) {
         free(d);
@@ -295,11 +281,11 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
                      &d->tok, &d->neurons};
     _Static_assert(sizeof dst / sizeof *dst == sizeof sizes / sizeof *sizes, "one pointer per size");
     for (size_t i = 0; i < sizeof dst / sizeof *dst; i++)
-        *dst[i] = carve(&at, sizes[i]);
+        *dst[i] = cl_carve(&at, sizes[i]);
 
     /* init-time scratch: [max(E, M), D] and, for second order, post_c, pw [E, D], two [M, D] */
     size_t EW = (E > M ? E : M) * D;
-    size_t scratch = up16(EW) + (second ? up16(E * D) * 2 + up16(D * M) * 2 : 0);
+    size_t scratch = cl_up16(EW) + (second ? cl_up16(E * D) * 2 + cl_up16(D * M) * 2 : 0);
     float *tmp = NULL;
     if (posix_memalign((void **)&tmp, 64, scratch * sizeof(float)) != 0) {
         cl_decomposer_free(d);
@@ -317,8 +303,8 @@ enum cl_status cl_decomposer_new(struct cl_decomposer **out, const struct cl_mod
     if (first)
         build_wn(d, tmp);
     if (second && K2) {
-        float *pc = tmp + up16(EW), *pw = pc + up16(E * D), *gt = pw + up16(E * D);
-        build_u(d, pc, pw, tmp, gt, gt + up16(D * M));
+        float *pc = tmp + cl_up16(EW), *pw = pc + cl_up16(E * D), *gt = pw + cl_up16(E * D);
+        build_u(d, pc, pw, tmp, gt, gt + cl_up16(D * M));
     }
     free(tmp);
     *out = d;

@@ -10,6 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sizes and carving of one float allocation into 64-byte aligned buffers (16 floats). */
+static inline size_t cl_up16(size_t n) { return (n + 15) & ~(size_t)15; }
+/* Carve n floats from *at and advance it; NULL for n == 0. */
+static inline float *cl_carve(float **at, size_t n)
+{
+    if (!n)
+        return NULL;
+    float *p = *at;
+    *at += cl_up16(n);
+    return p;
+}
+
 /* Threads for BLAS (openblas_set_num_threads) and for the element-wise kernels.
  * Process-wide; only calls into OpenBLAS when the number changes. n < 1 means 1. */
 void cl_linalg_set_threads(int n);

@@ -26,15 +26,6 @@ struct cl_text_state {
     struct cl_block_bufs bufs;
 };
 
-static float *carve(float **at, size_t n)
-{
-    float *p = *at;
-    *at += (n + 15) & ~(size_t)15;
-    return p;
-}
-
-static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_model *m, int max_batch,
                                  int threads, struct cl_err *e)
 {
@@ -49,7 +40,7 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context;
     size_t D = (size_t)c->text.width, M = (size_t)c->text.mlp;
     size_t R = B * C;
-    size_t total = up16(R * D) * 6 + up16(R * M) + up16(C * C * T) + up16(R) * 2 + up16(B * D);
+    size_t total = cl_up16(R * D) * 6 + cl_up16(R * M) + cl_up16(C * C * T) + cl_up16(R) * 2 + cl_up16(B * D);
     struct cl_text_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0 ||
@@ -64,18 +55,18 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     s->max_batch = max_batch;
     s->threads = threads;
     float *at = s->mem;
-    s->x = carve(&at, R * D);
-    s->bufs.h = carve(&at, R * D);
-    s->bufs.q = carve(&at, R * D);
-    s->bufs.k = carve(&at, R * D);
-    s->bufs.v = carve(&at, R * D);
-    s->bufs.o = carve(&at, R * D);
-    s->bufs.hid = carve(&at, R * M);
-    s->bufs.scores = carve(&at, C * C * T);
+    s->x = cl_carve(&at, R * D);
+    s->bufs.h = cl_carve(&at, R * D);
+    s->bufs.q = cl_carve(&at, R * D);
+    s->bufs.k = cl_carve(&at, R * D);
+    s->bufs.v = cl_carve(&at, R * D);
+    s->bufs.o = cl_carve(&at, R * D);
+    s->bufs.hid = cl_carve(&at, R * M);
+    s->bufs.scores = cl_carve(&at, C * C * T);
     s->bufs.workers = threads;
-    s->bufs.mean = carve(&at, R);
-    s->bufs.std = carve(&at, R);
-    s->pooled = carve(&at, B * D);
+    s->bufs.mean = cl_carve(&at, R);
+    s->bufs.std = cl_carve(&at, R);
+    s->pooled = cl_carve(&at, B * D);
     for (size_t i = 0; i < C; i++)
         s->causal_n[i] = (int)i + 1;
     s->bufs.causal_n = s->causal_n;

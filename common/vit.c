@@ -29,16 +29,6 @@ struct cl_vit_state {
     struct cl_block_bufs bufs;
 };
 
-/* Carve n floats (rounded to 64 bytes) from *at; returns the start. */
-static float *carve(float **at, size_t n)
-{
-    float *p = *at;
-    *at += (n + 15) & ~(size_t)15;
-    return p;
-}
-
-static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model *m, int max_batch,
                                 int threads, struct cl_err *e)
 {
@@ -56,7 +46,7 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     /* sizes are bounded by the config caps (D, M <= 2^16, N <= 2^16 + 1) and B <= 2^16:
      * every product below fits in 64 bits */
     size_t hid = R * M > B * G * K ? R * M : B * G * K;
-    size_t total = up16(R * D) * 6 + up16(hid) + up16(N * N * T) + up16(R) * 2 + up16(B * D) + up16(B) * 2;
+    size_t total = cl_up16(R * D) * 6 + cl_up16(hid) + cl_up16(N * N * T) + cl_up16(R) * 2 + cl_up16(B * D) + cl_up16(B) * 2;
     struct cl_vit_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0) {
@@ -68,21 +58,21 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     s->max_batch = max_batch;
     s->threads = threads;
     float *at = s->mem;
-    s->x = carve(&at, R * D);
-    s->bufs.h = carve(&at, R * D);
-    s->bufs.q = carve(&at, R * D);
-    s->bufs.k = carve(&at, R * D);
-    s->bufs.v = carve(&at, R * D);
-    s->bufs.o = carve(&at, R * D);
-    s->bufs.hid = carve(&at, hid);
-    s->bufs.scores = carve(&at, N * N * T);
+    s->x = cl_carve(&at, R * D);
+    s->bufs.h = cl_carve(&at, R * D);
+    s->bufs.q = cl_carve(&at, R * D);
+    s->bufs.k = cl_carve(&at, R * D);
+    s->bufs.v = cl_carve(&at, R * D);
+    s->bufs.o = cl_carve(&at, R * D);
+    s->bufs.hid = cl_carve(&at, hid);
+    s->bufs.scores = cl_carve(&at, N * N * T);
     s->bufs.workers = threads;
-    s->bufs.mean = carve(&at, R);
-    s->bufs.std = carve(&at, R);
+    s->bufs.mean = cl_carve(&at, R);
+    s->bufs.std = cl_carve(&at, R);
     s->bufs.causal_n = NULL;
-    s->pooled = carve(&at, B * D);
-    s->post_mean = carve(&at, B);
-    s->post_std = carve(&at, B);
+    s->pooled = cl_carve(&at, B * D);
+    s->post_mean = cl_carve(&at, B);
+    s->post_std = cl_carve(&at, B);
     s->patches = s->bufs.hid; /* dead before the first block */
     s->tok = s->bufs.o;
     *out = s;
