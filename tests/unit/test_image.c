@@ -10,21 +10,7 @@
 #include "image.h"
 
 #define FIXTURES "tests/fixtures/images"
-#define PHOTO_DIR_DEFAULT "/usr/lib/python3/dist-packages/skimage/data"
-/* scripts/deps.sh unpacks python3-skimage's photos here without installing the package */
-#define PHOTO_DIR_BUILD "build/photos/usr/lib/python3/dist-packages/skimage/data"
-
-static const char *photo_dir(void)
-{
-    if (getenv("CL_PHOTO_DIR"))
-        return getenv("CL_PHOTO_DIR");
-    FILE *f = fopen(PHOTO_DIR_BUILD "/astronaut.png", "rb");
-    if (f) {
-        fclose(f);
-        return PHOTO_DIR_BUILD;
-    }
-    return PHOTO_DIR_DEFAULT;
-}
+#include "../photos.h"
 
 /* ------------------------------------------------------------------ helpers */
 

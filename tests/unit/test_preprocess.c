@@ -8,21 +8,7 @@
 #include "preprocess.h"
 
 #define FIXTURES "tests/fixtures/images"
-#define PHOTO_DIR_DEFAULT "/usr/lib/python3/dist-packages/skimage/data"
-/* scripts/deps.sh unpacks python3-skimage's photos here without installing the package */
-#define PHOTO_DIR_BUILD "build/photos/usr/lib/python3/dist-packages/skimage/data"
-
-static const char *photo_dir(void)
-{
-    if (getenv("CL_PHOTO_DIR"))
-        return getenv("CL_PHOTO_DIR");
-    FILE *f = fopen(PHOTO_DIR_BUILD "/astronaut.png", "rb");
-    if (f) {
-        fclose(f);
-        return PHOTO_DIR_BUILD;
-    }
-    return PHOTO_DIR_DEFAULT;
-}
+#include "../photos.h"
 
 static const float openai_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 static const float openai_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
