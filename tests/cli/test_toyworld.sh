@@ -83,6 +83,15 @@ case_ "dataset bad split"; run "$TW" dataset --n 3 --split spurious -o bs; expec
 case_ "dataset bad objects"; run "$TW" dataset --n 3 --objects 3-1 -o bo; expect_rc 1; expect_err "invalid value '3-1' for --objects"; expect_no_file bo
 case_ "dataset bias needs spurious-train"; run "$TW" dataset --n 3 --bias 0.9 -o bb; expect_rc 1; expect_err "--bias applies to --split spurious-train"; expect_no_file bb
 case_ "dataset to stdout"; run "$TW" dataset --n 3 -o -; expect_rc 1; expect_err "dataset writes a directory"; expect_no_file ./-
+case_ "dataset failing midway leaves nothing, not even an old manifest"
+run "$TW" dataset --n 12 --seed 1 -o df; expect_rc 0; expect_file df/manifest.tsv
+rm df/masks/000005_0.png; mkdir df/masks/000005_0.png   # item 5's mask cannot be written
+run "$TW" dataset --n 12 --seed 2 -o df; expect_rc 3; expect_err "item 5: cannot create 'df/masks/000005_0.png'"
+expect_no_file df/manifest.tsv; expect_eq "$(ls df/images | wc -l)" 0; expect_eq "$(ls df/masks)" 000005_0.png
+case_ "dataset over an old one: replaced, no temporary files"
+run "$TW" dataset --n 12 --seed 9 -o ds; expect_rc 0
+expect_eq "$(ls ds/images ds/masks | grep -c tmp)" 0
+expect_eq "$(tail -n +2 ds/manifest.tsv | cut -f6 | head -1)" "$("$TW" dataset --n 1 --seed 9 -q -o ds9 && tail -n +2 ds9/manifest.tsv | cut -f6)"
 case_ "dataset onto a file"; touch afile; run "$TW" dataset --n 3 -o afile; expect_rc 3; expect_err "cannot create directory 'afile'"
 
 # ---- stream ----

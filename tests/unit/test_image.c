@@ -96,12 +96,14 @@ static void compare_rgb(const char *what, const struct cl_image *a, const struct
 static void test_png_encode_mem_roundtrip(void)
 {
     const int chans[] = {1, 3, 4};
+    const enum cl_png_speed speeds[] = {CL_PNG_DEFAULT, CL_PNG_FAST, CL_PNG_DEFAULT};
     for (int k = 0; k < 3; k++) {
         int c = chans[k], w = 37, h = 11;
+        enum cl_png_speed speed = speeds[k];
         uint8_t *px = pattern(w, h, c), *png = NULL;
         size_t len = 0;
         struct cl_err e;
-        CHECK(cl_png_encode_mem(w, h, c, px, &png, &len, &e) == CL_OK);
+        CHECKF(cl_png_encode_mem(w, h, c, px, speed, &png, &len, &e) == CL_OK, "speed %d", (int)speed);
         int rw, rh, rc;
         uint8_t *back = png_read_ref(png, len, &rw, &rh, &rc);
         CHECKF(back && rw == w && rh == h && rc == c, "channels %d", c);
@@ -119,6 +121,39 @@ static void test_png_encode_mem_roundtrip(void)
         free(png);
         free(px);
     }
+}
+
+/* The speed setting changes the bytes, never the pixels; an unknown one is refused. */
+static void test_png_encode_speeds(void)
+{
+    const int chans[] = {1, 3, 4};
+    for (int k = 0; k < 3; k++) {
+        int c = chans[k], w = 64, h = 48;
+        uint8_t *px = pattern(w, h, c), *png[2] = {NULL, NULL};
+        size_t len[2] = {0, 0};
+        for (int sp = 0; sp < 2; sp++) {
+            struct cl_err e;
+            CHECKF(cl_png_encode_mem(w, h, c, px, sp ? CL_PNG_FAST : CL_PNG_DEFAULT, &png[sp], &len[sp], &e) == CL_OK,
+                   "channels %d speed %d", c, sp);
+            int rw, rh, rc;
+            uint8_t *back = png[sp] ? png_read_ref(png[sp], len[sp], &rw, &rh, &rc) : NULL;
+            CHECKF(back && rw == w && rh == h && rc == c && memcmp(back, px, (size_t)w * h * c) == 0,
+                   "channels %d speed %d: pixels differ", c, sp);
+            free(back);
+        }
+        CHECKF(len[0] != len[1] || memcmp(png[0], png[1], len[0]) != 0,
+               "channels %d: the fast setting wrote the default's bytes", c);
+        free(png[0]);
+        free(png[1]);
+        free(px);
+    }
+    uint8_t *px = pattern(4, 4, 3), *png = (uint8_t *)1;
+    size_t len = 1;
+    struct cl_err e;
+    CHECK(cl_png_encode_mem(4, 4, 3, px, (enum cl_png_speed)7, &png, &len, &e) == CL_ERR_USAGE);
+    CHECK(png == NULL && len == 0);
+    CHECKF(strstr(e.msg, "unknown speed setting 7") != NULL, "message: %s", e.msg);
+    free(px);
 }
 
 static void test_png_write_file_atomic(void)
@@ -336,6 +371,7 @@ static void test_real_photos_decode(void)
 
 TEST_MAIN("image",
     TEST(test_png_encode_mem_roundtrip),
+    TEST(test_png_encode_speeds),
     TEST(test_png_write_file_atomic),
     TEST(test_manifest_decode_and_errors),
     TEST(test_truncation_every_offset),
