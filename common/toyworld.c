@@ -65,7 +65,11 @@ int cl_tw_bgtype(int background)
 /* ------------------------------------------------------------------------ */
 
 /* Muted colours for the pattern backgrounds: 6 light, then 6 dark.  Plain
- * backgrounds use any one; stripes, dots and checker pair a light with a dark. */
+ * backgrounds use any one; stripes, dots and checker pair a light with a dark, drawn
+ * at PATTERN_INK/256 of its strength, so that the pattern stays clearly visible but
+ * its dots and squares do not compete with the objects (at full strength a small ViT
+ * learned shape at half the speed).  Objects must stand out from the full dark colour. */
+#define PATTERN_INK 96
 #define NPATTERN 12
 #define NLIGHT 6
 static const uint8_t pattern_rgb[NPATTERN][3] = {
@@ -213,9 +217,13 @@ static int explicit_colours_ok(const struct cl_tw_scene *s)
     return 1;
 }
 
-/* Object geometry, in units of 1/64 pixel: radius fractions of S in 1/1000. */
-#define LARGE_MIN 150
-#define SMALL_MIN 105
+/* Object geometry, in units of 1/64 pixel: radius fractions of S in 1/1000.  Large
+ * objects fill their grid cell: radius up to 0.158 S, plus half a pixel of
+ * antialiasing, stays inside the cell's half width S/6.  Small ones are ~4/5 of that
+ * (at 0.105 S they were too small for a ViT with 8-pixel patches to learn their shape
+ * within the toy CLIP's training budget). */
+#define LARGE_MIN 148
+#define SMALL_MIN 115
 #define RADIUS_SPREAD 11 /* radius = S * (MIN + [0, SPREAD)) / 1000 */
 
 static void layout_object(struct cl_tw_object *o, int size, struct cl_tw_rng *g)
@@ -660,7 +668,7 @@ static void render_background(const struct cl_tw_scene *s, uint8_t *rgb)
     t.S = S;
     t.pix = 16384 / S;
     memcpy(t.c0, pattern_rgb[s->bg_colour[0]], 3);
-    memcpy(t.c1, pattern_rgb[s->bg_colour[1]], 3);
+    mix(t.c1, pattern_rgb[s->bg_colour[0]], pattern_rgb[s->bg_colour[1]], PATTERN_INK);
     for (int i = 0; i < 6; i++) t.p[i] = hash3((uint32_t)i, 0xB0u, s->texture_seed);
     for (int y = 0; y < S; y++) {
         uint32_t Y = (uint32_t)(2 * y + 1) * 8192u / (uint32_t)S;
