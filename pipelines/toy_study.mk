@@ -25,7 +25,12 @@ Q        := -q
 .PHONY: all clean
 all: $(OUT)/report.md
 
-$(OUT)/.dir:
+# Every result depends on the model and on the programs (and on these recipes): a
+# retrained model or a rebuilt program reruns the whole study, never reports stale numbers.
+INPUTS   := $(wildcard $(MODEL)/*.json $(MODEL)/*.safetensors $(MODEL)/*.txt $(BIN)/clip-* \
+                       $(ROOT)/scripts/toy_study_report.py) $(lastword $(MAKEFILE_LIST))
+
+$(OUT)/.dir: $(INPUTS)
 	@test -d "$(MODEL)" || { echo "toy_study: no model at $(MODEL) (train it with 'make toyclip' or pass MODEL=dir)" >&2; exit 1; }
 	mkdir -p $(OUT) && touch $@
 
