@@ -12,6 +12,27 @@
 
 #include "linalg.h"
 
+size_t cl_block_bufs_floats(size_t R, size_t D, size_t hid, size_t N, size_t T)
+{
+    return cl_up16(R * D) * 5 + cl_up16(hid) + cl_up16(N * N * T) + cl_up16(R) * 2;
+}
+
+void cl_block_bufs_carve(struct cl_block_bufs *b, float **at, size_t R, size_t D, size_t hid, size_t N,
+                         size_t T)
+{
+    b->h = cl_carve(at, R * D);
+    b->q = cl_carve(at, R * D);
+    b->k = cl_carve(at, R * D);
+    b->v = cl_carve(at, R * D);
+    b->o = cl_carve(at, R * D);
+    b->hid = cl_carve(at, hid);
+    b->scores = cl_carve(at, N * N * T);
+    b->workers = (int)T;
+    b->mean = cl_carve(at, R);
+    b->std = cl_carve(at, R);
+    b->causal_n = NULL;
+}
+
 struct add_job {
     float *x;
     const float *y;

@@ -21,6 +21,14 @@ struct cl_block_bufs {
     int *causal_n;   /* [N]: row i attends to i + 1 keys (causal), or NULL */
 };
 
+/* Floats the buffers of R rows of width D, an MLP hidden of hid floats and T scratch
+ * attention matrices of N x N take, each rounded up to 16 floats (cl_up16). */
+size_t cl_block_bufs_floats(size_t R, size_t D, size_t hid, size_t N, size_t T);
+
+/* Carve those buffers from *at (advanced past them); causal_n is left NULL. */
+void cl_block_bufs_carve(struct cl_block_bufs *b, float **at, size_t R, size_t D, size_t hid, size_t N,
+                         size_t T);
+
 /* Optional destinations for one layer, each contiguous over the batch (NULL: skip). */
 struct cl_block_taps {
     float *ln1_mean, *ln1_std, *ln2_mean, *ln2_std; /* [B, N] */

@@ -40,7 +40,7 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     size_t T = (size_t)threads, B = (size_t)max_batch, C = (size_t)c->context;
     size_t D = (size_t)c->text.width, M = (size_t)c->text.mlp;
     size_t R = B * C;
-    size_t total = cl_up16(R * D) * 6 + cl_up16(R * M) + cl_up16(C * C * T) + cl_up16(R) * 2 + cl_up16(B * D);
+    size_t total = cl_up16(R * D) + cl_block_bufs_floats(R, D, R * M, C, T) + cl_up16(B * D);
     struct cl_text_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0 ||
@@ -56,16 +56,7 @@ enum cl_status cl_text_state_new(struct cl_text_state **out, const struct cl_mod
     s->threads = threads;
     float *at = s->mem;
     s->x = cl_carve(&at, R * D);
-    s->bufs.h = cl_carve(&at, R * D);
-    s->bufs.q = cl_carve(&at, R * D);
-    s->bufs.k = cl_carve(&at, R * D);
-    s->bufs.v = cl_carve(&at, R * D);
-    s->bufs.o = cl_carve(&at, R * D);
-    s->bufs.hid = cl_carve(&at, R * M);
-    s->bufs.scores = cl_carve(&at, C * C * T);
-    s->bufs.workers = threads;
-    s->bufs.mean = cl_carve(&at, R);
-    s->bufs.std = cl_carve(&at, R);
+    cl_block_bufs_carve(&s->bufs, &at, R, D, R * M, C, T);
     s->pooled = cl_carve(&at, B * D);
     for (size_t i = 0; i < C; i++)
         s->causal_n[i] = (int)i + 1;

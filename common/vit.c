@@ -46,7 +46,7 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     /* sizes are bounded by the config caps (D, M <= 2^16, N <= 2^16 + 1) and B <= 2^16:
      * every product below fits in 64 bits */
     size_t hid = R * M > B * G * K ? R * M : B * G * K;
-    size_t total = cl_up16(R * D) * 6 + cl_up16(hid) + cl_up16(N * N * T) + cl_up16(R) * 2 + cl_up16(B * D) + cl_up16(B) * 2;
+    size_t total = cl_up16(R * D) + cl_block_bufs_floats(R, D, hid, N, T) + cl_up16(B * D) + cl_up16(B) * 2;
     struct cl_vit_state *s = calloc(1, sizeof *s);
     if (!s || total > SIZE_MAX / sizeof(float) ||
         posix_memalign((void **)&s->mem, 64, total * sizeof(float)) != 0) {
@@ -59,17 +59,7 @@ enum cl_status cl_vit_state_new(struct cl_vit_state **out, const struct cl_model
     s->threads = threads;
     float *at = s->mem;
     s->x = cl_carve(&at, R * D);
-    s->bufs.h = cl_carve(&at, R * D);
-    s->bufs.q = cl_carve(&at, R * D);
-    s->bufs.k = cl_carve(&at, R * D);
-    s->bufs.v = cl_carve(&at, R * D);
-    s->bufs.o = cl_carve(&at, R * D);
-    s->bufs.hid = cl_carve(&at, hid);
-    s->bufs.scores = cl_carve(&at, N * N * T);
-    s->bufs.workers = threads;
-    s->bufs.mean = cl_carve(&at, R);
-    s->bufs.std = cl_carve(&at, R);
-    s->bufs.causal_n = NULL;
+    cl_block_bufs_carve(&s->bufs, &at, R, D, hid, N, T);
     s->pooled = cl_carve(&at, B * D);
     s->post_mean = cl_carve(&at, B);
     s->post_std = cl_carve(&at, B);
